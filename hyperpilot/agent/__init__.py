@@ -1,0 +1,6 @@
+"""The agent: `Assistant` (the solve loop) and the joint study space."""
+
+from hyperpilot.agent.assistant import Assistant, Result, TrialRecord
+from hyperpilot.agent.study_space import StudySpace
+
+__all__ = ["Assistant", "Result", "StudySpace", "TrialRecord"]

@@ -1,0 +1,168 @@
+"""`Assistant.solve(task) -> Result`: the one loop.
+
+    load + profile data ─► open (or resume) the Optuna study ─► queue each model card's
+    default config ─► until the budget is spent: ask ─► run the trial ─► tell
+    ─► refit the best config on the training split ─► score the held-out split
+    ─► save the model and the report
+
+Trial 0 is the card default; after that the BO engine (Optuna TPE/GP) proposes. Other
+proposers (LLM, memory) enter through `StudySpace.enqueue` before `ask`."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import joblib
+import optuna
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from hyperpilot import studies
+from hyperpilot.agent.study_space import StudySpace
+from hyperpilot.cards import DatasetCard, get_model_card
+from hyperpilot.data import Dataset, check_target, infer_task_type, load_dataset
+from hyperpilot.errors import StudyError
+from hyperpilot.report import write_report
+from hyperpilot.task import Task
+from hyperpilot.tools import run_trial
+from hyperpilot.trainers import get_trainer
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """What the loop tells a progress callback after each trial."""
+
+    number: int
+    source: str
+    model: str
+    config: dict[str, Any]
+    value: float | None
+    seconds: float
+    error: str
+    best_value: float | None
+    n_done: int
+    n_total: int
+
+
+@dataclass
+class Result:
+    study_name: str
+    task: Task
+    best_model: str
+    best_config: dict[str, Any]
+    cv_score: float
+    test_score: float
+    n_trials: int
+    n_failed: int
+    wall_seconds: float
+    model_path: Path
+    report_path: Path
+    trials: pd.DataFrame = field(repr=False)
+    dataset_card: DatasetCard = field(repr=False)
+
+    def summary(self) -> str:
+        return (
+            f"{self.best_model} {json.dumps(self.best_config, default=str)}: CV {self.task.metric} "
+            f"{self.cv_score:.4f}, test {self.test_score:.4f} ({self.n_trials} trials, "
+            f"{self.n_failed} failed, {self.wall_seconds:.1f} s)"
+        )
+
+
+class Assistant:
+    """Tunes models for a `Task`. `on_trial` is called after every trial (progress bars)."""
+
+    def __init__(self, on_trial: Callable[[TrialRecord], None] | None = None) -> None:
+        self.on_trial = on_trial
+
+    def solve(self, task: Task) -> Result:
+        start = time.perf_counter()
+        data = load_dataset(task.data, task.target)
+        task_type = task.task_type or infer_task_type(data.y)
+        check_target(data.y, task_type, task.data)
+        task = task.resolved(task_type)
+        space = StudySpace([get_model_card(m, task_type) for m in task.models])
+        X_train, X_test, y_train, y_test = _split(data, task)
+        card = DatasetCard.profile(Dataset(data.name, X_train, y_train, data.target), task_type)
+
+        study = studies.open_study(task)
+        if not study.trials:
+            for model in space.models:
+                space.enqueue(study, model, get_model_card(model).default_config(), "default")
+        deadline = start + task.timeout if task.timeout else None
+        while studies.n_finished(study) < task.n_trials and (deadline is None or time.perf_counter() < deadline):
+            self._one_trial(study, space, X_train, y_train, task)
+
+        best = _best_trial(study)
+        model, config = space.from_params(best.params)
+        trainer = get_trainer(model)
+        fitted = trainer.fit(config, X_train, y_train, task)
+        test_score = trainer.score(fitted, X_test, y_test, task)
+        folder = studies.study_dir(str(task.study_name))
+        joblib.dump(fitted, folder / "model.joblib")
+        table = studies.trial_table(study)
+        result = Result(
+            study_name=str(task.study_name), task=task, best_model=model, best_config=config,
+            cv_score=float(best.value), test_score=test_score,  # type: ignore[arg-type]
+            n_trials=int((table.state != "RUNNING").sum()), n_failed=int((table.state == "FAIL").sum()),
+            wall_seconds=time.perf_counter() - start, model_path=folder / "model.joblib",
+            report_path=folder / "report.md", trials=table, dataset_card=card,
+        )
+        write_report(result, folder)
+        return result
+
+    def resume(self, study_name: str, n_trials: int | None = None) -> Result:
+        """Continue a study by name (after a crash, or with a larger budget)."""
+        task = studies.stored_task(studies.load_study(study_name))
+        if n_trials is not None:
+            task = task.model_copy(update={"n_trials": n_trials})
+        return self.solve(task)
+
+    def _one_trial(self, study: optuna.Study, space: StudySpace, X: pd.DataFrame, y: pd.Series, task: Task) -> None:
+        trial = study.ask()
+        model, config = space.suggest(trial)
+        source = trial.user_attrs.get("source", "bo")
+        trial.set_user_attr("source", source)
+        trial.set_user_attr("model", model)
+        trial.set_user_attr("config", config)
+        outcome = run_trial(model, config, X, y, task)
+        trial.set_user_attr("seconds", round(outcome.seconds, 4))
+        if outcome.evaluation is not None:
+            trial.set_user_attr("metrics", outcome.evaluation.metrics)
+            trial.set_user_attr("fold_values", outcome.evaluation.fold_values)
+            study.tell(trial, outcome.evaluation.value)
+        else:
+            trial.set_user_attr("error", outcome.error)
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        if self.on_trial is not None:
+            try:
+                best: float | None = study.best_value
+            except ValueError:
+                best = None
+            self.on_trial(TrialRecord(
+                number=trial.number, source=source, model=model, config=config,
+                value=outcome.evaluation.value if outcome.evaluation else None, seconds=outcome.seconds,
+                error=outcome.error, best_value=best, n_done=studies.n_finished(study), n_total=task.n_trials,
+            ))
+
+
+def _split(data: Dataset, task: Task) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series, pd.Series]:
+    stratify = None
+    if task.task_type != "regression" and data.y.value_counts().min() >= 2:
+        stratify = data.y
+    X_train, X_test, y_train, y_test = train_test_split(
+        data.X, data.y, test_size=task.test_size, random_state=task.seed, stratify=stratify
+    )
+    return X_train, X_test, y_train, y_test
+
+
+def _best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if not complete:
+        errors = [t.user_attrs.get("error", "") for t in study.trials if t.user_attrs.get("error")]
+        first = errors[0] if errors else "no trial ran"
+        raise StudyError(f"all {len(study.trials)} trials of '{study.study_name}' failed; first error: {first}")
+    return study.best_trial

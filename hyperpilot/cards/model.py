@@ -1,0 +1,83 @@
+"""`ModelCard`: the priors for one trainer, bundled as YAML package data in `cards/models/`.
+
+A card names the hyperparameters (with descriptions), the default search space, a
+known-good default config, fixed constructor arguments and plain-language advice. Cards go
+into LLM prompts and key the trial memory."""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from hyperpilot.errors import SpaceError, TaskError
+from hyperpilot.metrics import TaskType
+from hyperpilot.space import SearchSpace
+
+
+class ModelCard(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    title: str
+    family: str = Field(description="e.g. tree-ensemble, linear, kernel, neighbours, neural-net")
+    description: str
+    task_types: list[TaskType]
+    space: SearchSpace
+    default: dict[str, Any] = Field(description="a known-good config inside `space`")
+    fixed: dict[str, Any] = Field(default_factory=dict, description="constructor args never tuned")
+    notes: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _space_from_dict(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("space"), dict):
+            data = {**data, "space": SearchSpace.from_dict(data["space"])}
+        return data
+
+    @model_validator(mode="after")
+    def _default_fits(self) -> "ModelCard":
+        try:
+            self.space.validate(self.default, fill=False)
+        except SpaceError as e:
+            raise SpaceError(f"model card '{self.name}': default config does not fit its space: {e}") from e
+        return self
+
+    def default_config(self) -> dict[str, Any]:
+        return self.space.validate(self.default)
+
+    def to_text(self) -> str:
+        """The card as prompt text."""
+        lines = [f"Model: {self.title} ({self.name}, {self.family})", self.description.strip(), "Hyperparameters:"]
+        for p in self.space.params:
+            rng = f"one of {p.choices}" if p.type == "categorical" else f"[{p.low}, {p.high}]{' log' if p.log else ''}"
+            lines.append(f"- {p.name} ({p.type}, {rng}, default {self.default.get(p.name)!r}): {p.description}")
+        if self.notes:
+            lines += ["Advice:", self.notes.strip()]
+        return "\n".join(lines)
+
+
+@cache
+def model_cards() -> dict[str, ModelCard]:
+    """Every bundled card, by name."""
+    folder = resources.files("hyperpilot.cards") / "models"
+    cards = {}
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".yaml"):
+            card = ModelCard.model_validate(yaml.safe_load(entry.read_text(encoding="utf-8")))
+            cards[card.name] = card
+    return cards
+
+
+def get_model_card(name: str, task_type: TaskType | None = None) -> ModelCard:
+    cards = model_cards()
+    if name not in cards:
+        raise TaskError(f"unknown model '{name}'; `hyperpilot models` lists them: {', '.join(cards)}")
+    card = cards[name]
+    if task_type is not None and task_type not in card.task_types:
+        fits = [c.name for c in cards.values() if task_type in c.task_types]
+        raise TaskError(f"model '{name}' does not do {task_type}; use one of {', '.join(fits)}")
+    return card

@@ -1,0 +1,31 @@
+"""Typed errors. Everything a user can trigger raises a subclass of `HyperpilotError`
+whose message is one line that says what is wrong and what to do.
+
+They deliberately do not derive from ValueError: pydantic would wrap a ValueError raised
+in a validator into a ValidationError, and the user would lose the one clear line."""
+
+from __future__ import annotations
+
+
+class HyperpilotError(Exception):
+    """Base class of every error a user can trigger."""
+
+
+class SpaceError(HyperpilotError):
+    """A search space or a config that does not fit it."""
+
+
+class DataError(HyperpilotError):
+    """A dataset that cannot be loaded or used for the task."""
+
+
+class TaskError(HyperpilotError):
+    """A task that names an unknown metric, model or task type, or is inconsistent."""
+
+
+class StudyError(HyperpilotError):
+    """A study that cannot be found, created or resumed."""
+
+
+class TrialError(HyperpilotError):
+    """A trial that failed; the study records it and goes on."""

@@ -1,0 +1,1 @@
+"""Prompt templates, one per planner decision (package data)."""

@@ -1,0 +1,94 @@
+"""`Task`: what the user asked for — data, target, task type, metric, models, budget, seed."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from hyperpilot.errors import TaskError
+from hyperpilot.metrics import DEFAULT_METRIC, Direction, TaskType, get_metric
+
+DEFAULT_MODELS: dict[str, list[str]] = {
+    "binary": ["hist_gradient_boosting"],
+    "multiclass": ["hist_gradient_boosting"],
+    "regression": ["hist_gradient_boosting"],
+}
+Sampler = str  # "tpe" | "gp" | "random", checked below
+
+
+class Task(BaseModel):
+    """A tuning request. `task_type`, `metric` and `models` may be left out and are then
+    filled in from the data by `resolved()`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: str = Field(description="CSV/Parquet path or sklearn:NAME")
+    target: str | None = Field(None, description="target column (sklearn: datasets use 'target')")
+    task_type: TaskType | None = None
+    metric: str | None = None
+    models: list[str] = Field(default_factory=list, description="model card names to tune")
+    n_trials: int = Field(20, ge=1, description="total trials in the study, resumed ones included")
+    timeout: float | None = Field(None, gt=0, description="seconds for this run")
+    seed: int = 0
+    cv_folds: int = Field(5, ge=2, le=20)
+    test_size: float = Field(0.2, gt=0, lt=0.9)
+    sampler: Sampler = "tpe"
+    study_name: str | None = None
+
+    @field_validator("sampler")
+    @classmethod
+    def _sampler(cls, v: str) -> str:
+        if v not in ("tpe", "gp", "random"):
+            raise TaskError(f"unknown sampler '{v}'; choose tpe, gp or random")
+        return v
+
+    @field_validator("metric")
+    @classmethod
+    def _metric(cls, v: str | None) -> str | None:
+        return None if v is None else get_metric(v).name
+
+    @field_validator("study_name")
+    @classmethod
+    def _name(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,119}", v):
+            raise TaskError(f"study name {v!r} must be letters, digits and '_', '.', '+' or '-'")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Task":
+        if self.metric and self.task_type:
+            get_metric(self.metric, self.task_type)
+        return self
+
+    @property
+    def direction(self) -> Direction:
+        if self.metric is None:
+            raise TaskError("the task has no metric yet; call resolved() first")
+        return get_metric(self.metric).direction
+
+    def resolved(self, task_type: TaskType) -> "Task":
+        """A copy with task type, metric, models and study name filled in."""
+        if self.task_type is not None and self.task_type != task_type:
+            task_type = self.task_type
+        metric = self.metric or DEFAULT_METRIC[task_type]
+        get_metric(metric, task_type)
+        task = self.model_copy(
+            update={
+                "task_type": task_type,
+                "metric": metric,
+                "models": self.models or list(DEFAULT_MODELS[task_type]),
+            }
+        )
+        if task.study_name is None:
+            task = task.model_copy(update={"study_name": task.default_study_name()})
+        return task
+
+    def default_study_name(self) -> str:
+        """A readable, new name per run, e.g. `breast_cancer-random_forest-20261127-043012-1a2b`;
+        pass it back as `study_name` to resume that study."""
+        stem = re.sub(r"[^A-Za-z0-9_]+", "-", self.data.split("/")[-1].split(":")[-1]).strip("-")[:40]
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        return f"{stem or 'data'}-{'+'.join(self.models)[:40]}-{stamp}-{secrets.token_hex(2)}"
