@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 SOURCE_COLOURS = {"default": "tab:green", "bo": "tab:blue", "llm": "tab:orange", "memory": "tab:purple", "code": "tab:red"}
 
 
-def write_report(result: "Result", folder: Path) -> None:
+def write_report(result: Result, folder: Path) -> None:
     """Write report.json, report.md and history.png into `folder`."""
     task = result.task
     plot_history(result, folder / "history.png")
@@ -75,7 +75,7 @@ def write_report(result: "Result", folder: Path) -> None:
     (folder / "report.md").write_text(md, encoding="utf-8")
 
 
-def plot_history(result: "Result", path: Path) -> None:
+def plot_history(result: Result, path: Path) -> None:
     trials = result.trials[result.trials.state == "COMPLETE"]
     maximize = result.task.direction == "maximize"
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)

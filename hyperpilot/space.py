@@ -33,7 +33,7 @@ class FloatParam(_Param):
     default: float | None = None
 
     @model_validator(mode="after")
-    def _check(self) -> "FloatParam":
+    def _check(self) -> FloatParam:
         _check_range(self.name, self.low, self.high, self.log, self.default)
         return self
 
@@ -71,7 +71,7 @@ class IntParam(_Param):
     default: int | None = None
 
     @model_validator(mode="after")
-    def _check(self) -> "IntParam":
+    def _check(self) -> IntParam:
         _check_range(self.name, self.low, self.high, self.log, self.default)
         return self
 
@@ -105,7 +105,7 @@ class CategoricalParam(_Param):
     default: Scalar = None
 
     @model_validator(mode="after")
-    def _check(self) -> "CategoricalParam":
+    def _check(self) -> CategoricalParam:
         if not self.choices:
             raise SpaceError(f"'{self.name}' needs at least one choice")
         if len(set(map(repr, self.choices))) != len(self.choices):
@@ -146,7 +146,7 @@ class SearchSpace(BaseModel):
     params: list[Param] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _unique(self) -> "SearchSpace":
+    def _unique(self) -> SearchSpace:
         names = [p.name for p in self.params]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -154,7 +154,7 @@ class SearchSpace(BaseModel):
         return self
 
     @classmethod
-    def from_dict(cls, spec: dict[str, dict[str, Any]]) -> "SearchSpace":
+    def from_dict(cls, spec: dict[str, dict[str, Any]]) -> SearchSpace:
         """Build from `{name: {type, low, high, ...}}` (the model-card form)."""
         try:
             return cls(params=[_PARAM_ADAPTER.validate_python({"name": n, **s}) for n, s in spec.items()])

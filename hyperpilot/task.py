@@ -58,7 +58,7 @@ class Task(BaseModel):
         return v
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Task":
+    def _consistent(self) -> Task:
         if self.metric and self.task_type:
             get_metric(self.metric, self.task_type)
         return self
@@ -69,7 +69,7 @@ class Task(BaseModel):
             raise TaskError("the task has no metric yet; call resolved() first")
         return get_metric(self.metric).direction
 
-    def resolved(self, task_type: TaskType) -> "Task":
+    def resolved(self, task_type: TaskType) -> Task:
         """A copy with task type, metric, models and study name filled in."""
         if self.task_type is not None and self.task_type != task_type:
             task_type = self.task_type

@@ -5,16 +5,17 @@
     ─► refit the best config on the training split ─► score the held-out split
     ─► save the model and the report
 
-Trial 0 is the card default; after that the BO engine (Optuna TPE/GP) proposes. Other
-proposers (LLM, memory) enter through `StudySpace.enqueue` before `ask`."""
+Trial 0 is the card default; after that the BO engine (Optuna TPE/GP) proposes, unless a
+`Proposer` (LLM, memory) enqueued a config before `ask` (see `agent.proposer`)."""
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import joblib
 import optuna
@@ -22,13 +23,14 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from hyperpilot import studies
+from hyperpilot.agent.proposer import Proposer, SolveContext
 from hyperpilot.agent.study_space import StudySpace
 from hyperpilot.cards import DatasetCard, get_model_card
 from hyperpilot.data import Dataset, check_target, infer_task_type, load_dataset
 from hyperpilot.errors import StudyError
 from hyperpilot.report import write_report
 from hyperpilot.task import Task
-from hyperpilot.tools import run_trial
+from hyperpilot.tools import Executor, InProcessExecutor
 from hyperpilot.trainers import get_trainer
 
 
@@ -73,9 +75,19 @@ class Result:
 
 
 class Assistant:
-    """Tunes models for a `Task`. `on_trial` is called after every trial (progress bars)."""
+    """Tunes models for a `Task`.
 
-    def __init__(self, on_trial: Callable[[TrialRecord], None] | None = None) -> None:
+    `proposers` add configs besides BO (see `agent.proposer`); `executor` decides where a
+    trial runs (in this process by default); `on_trial` is called after every trial."""
+
+    def __init__(
+        self,
+        proposers: list[Proposer] | None = None,
+        executor: Executor | None = None,
+        on_trial: Callable[[TrialRecord], None] | None = None,
+    ) -> None:
+        self.proposers = list(proposers or [])
+        self.executor = executor or InProcessExecutor()
         self.on_trial = on_trial
 
     def solve(self, task: Task) -> Result:
@@ -89,12 +101,24 @@ class Assistant:
         card = DatasetCard.profile(Dataset(data.name, X_train, y_train, data.target), task_type)
 
         study = studies.open_study(task)
+        ctx = SolveContext(task, study, space, card, X_train, y_train)
         if not study.trials:
             for model in space.models:
                 space.enqueue(study, model, get_model_card(model).default_config(), "default")
+        for proposer in self.proposers:
+            proposer.start(ctx)
         deadline = start + task.timeout if task.timeout else None
         while studies.n_finished(study) < task.n_trials and (deadline is None or time.perf_counter() < deadline):
-            self._one_trial(study, space, X_train, y_train, task)
+            if not ctx.has_waiting():
+                for proposer in self.proposers:
+                    proposer.propose(ctx)
+                    if ctx.has_waiting():
+                        break
+            record = self._one_trial(ctx)
+            for proposer in self.proposers:
+                proposer.observe(ctx, record)
+            if self.on_trial is not None:
+                self.on_trial(record)
 
         best = _best_trial(study)
         model, config = space.from_params(best.params)
@@ -112,6 +136,8 @@ class Assistant:
             report_path=folder / "report.md", trials=table, dataset_card=card,
         )
         write_report(result, folder)
+        for proposer in self.proposers:
+            proposer.finish(ctx, result)
         return result
 
     def resume(self, study_name: str, n_trials: int | None = None) -> Result:
@@ -121,14 +147,15 @@ class Assistant:
             task = task.model_copy(update={"n_trials": n_trials})
         return self.solve(task)
 
-    def _one_trial(self, study: optuna.Study, space: StudySpace, X: pd.DataFrame, y: pd.Series, task: Task) -> None:
+    def _one_trial(self, ctx: SolveContext) -> TrialRecord:
+        study, space, task = ctx.study, ctx.space, ctx.task
         trial = study.ask()
         model, config = space.suggest(trial)
         source = trial.user_attrs.get("source", "bo")
         trial.set_user_attr("source", source)
         trial.set_user_attr("model", model)
         trial.set_user_attr("config", config)
-        outcome = run_trial(model, config, X, y, task)
+        outcome = self.executor.run(model, config, ctx.X, ctx.y, task)
         trial.set_user_attr("seconds", round(outcome.seconds, 4))
         if outcome.evaluation is not None:
             trial.set_user_attr("metrics", outcome.evaluation.metrics)
@@ -137,16 +164,15 @@ class Assistant:
         else:
             trial.set_user_attr("error", outcome.error)
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        if self.on_trial is not None:
-            try:
-                best: float | None = study.best_value
-            except ValueError:
-                best = None
-            self.on_trial(TrialRecord(
-                number=trial.number, source=source, model=model, config=config,
-                value=outcome.evaluation.value if outcome.evaluation else None, seconds=outcome.seconds,
-                error=outcome.error, best_value=best, n_done=studies.n_finished(study), n_total=task.n_trials,
-            ))
+        try:
+            best: float | None = study.best_value
+        except ValueError:
+            best = None
+        return TrialRecord(
+            number=trial.number, source=source, model=model, config=config,
+            value=outcome.evaluation.value if outcome.evaluation else None, seconds=outcome.seconds,
+            error=outcome.error, best_value=best, n_done=studies.n_finished(study), n_total=task.n_trials,
+        )
 
 
 def _split(data: Dataset, task: Task) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series, pd.Series]:

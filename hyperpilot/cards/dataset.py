@@ -39,7 +39,7 @@ class DatasetCard(BaseModel):
     meta_features: dict[str, float]
 
     @classmethod
-    def profile(cls, data: Dataset, task_type: TaskType) -> "DatasetCard":
+    def profile(cls, data: Dataset, task_type: TaskType) -> DatasetCard:
         X, y = data.X, data.y
         columns = [
             ColumnProfile(name=str(c), kind=_kind(X[c]), missing=round(float(X[c].isna().mean()), 4), n_unique=int(X[c].nunique()))

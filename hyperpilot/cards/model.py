@@ -39,7 +39,7 @@ class ModelCard(BaseModel):
         return data
 
     @model_validator(mode="after")
-    def _default_fits(self) -> "ModelCard":
+    def _default_fits(self) -> ModelCard:
         try:
             self.space.validate(self.default, fill=False)
         except SpaceError as e:

@@ -1,5 +1,5 @@
 """Tools the agent calls: profile data, train (evaluate a config)."""
 
-from hyperpilot.tools.train import Outcome, run_trial
+from hyperpilot.tools.train import Executor, InProcessExecutor, Outcome, run_trial
 
-__all__ = ["Outcome", "run_trial"]
+__all__ = ["Executor", "InProcessExecutor", "Outcome", "run_trial"]

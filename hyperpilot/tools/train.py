@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -25,6 +25,21 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return self.evaluation is not None
+
+
+class Executor(Protocol):
+    """Where a trial runs. Proposers never know which executor is in use."""
+
+    def run(self, model: str, config: dict[str, Any], X: pd.DataFrame, y: pd.Series, task: Task) -> Outcome:
+        """Evaluate `config` of `model` on (X, y); never raises."""
+        ...
+
+
+class InProcessExecutor:
+    """Runs the trial in this process: no isolation, no timeout (debugging, tests)."""
+
+    def run(self, model: str, config: dict[str, Any], X: pd.DataFrame, y: pd.Series, task: Task) -> Outcome:
+        return run_trial(model, config, X, y, task)
 
 
 def run_trial(model: str, config: dict[str, Any], X: pd.DataFrame, y: pd.Series, task: Task) -> Outcome:

@@ -1,0 +1,169 @@
+"""The `hyperpilot` command line (typer + rich)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from hyperpilot.agent import Assistant, Result, TrialRecord
+from hyperpilot.errors import HyperpilotError
+
+app = typer.Typer(
+    help="hyperpilot: tune a model on your data. Bayesian optimisation in control, an LLM as adviser.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+studies_app = typer.Typer(help="List and inspect stored studies.", no_args_is_help=True)
+app.add_typer(studies_app, name="studies")
+console = Console()
+err = Console(stderr=True)
+
+
+def _run(assistant_call: callable[[Assistant], Result], n_total: int) -> Result:  # type: ignore[valid-type]
+    table = Table("#", "source", "model", "value", "best", "s", "note", title="trials", expand=False)
+    with Progress(
+        TextColumn("[bold]tuning"), BarColumn(), MofNCompleteColumn(), TextColumn("best {task.fields[best]}"),
+        TimeElapsedColumn(), console=console, transient=True,
+    ) as progress:
+        bar = progress.add_task("trials", total=n_total, best="-")
+
+        def on_trial(t: TrialRecord) -> None:
+            best = "-" if t.best_value is None else f"{t.best_value:.4f}"
+            value = "failed" if t.value is None else f"{t.value:.4f}"
+            progress.update(bar, completed=t.n_done, total=t.n_total, best=best)
+            progress.console.print(
+                f"  trial {t.number:>3}  {t.source:<8} {t.model:<24} {value:>10}  best {best}  {t.seconds:5.1f}s"
+                + (f"  [red]{t.error[:90]}[/red]" if t.error else "")
+            )
+            table.add_row(str(t.number), t.source, t.model, value, best, f"{t.seconds:.1f}", t.error[:60])
+
+        return assistant_call(Assistant(on_trial=on_trial))
+
+
+def _show(result: Result) -> None:
+    console.print(f"\n[bold green]best[/bold green] {result.summary()}")
+    console.print(f"model:  {result.model_path}")
+    console.print(f"report: {result.report_path}")
+    console.print(f"study:  {result.study_name}  (resume with `hyperpilot resume {result.study_name}`)")
+
+
+def _fail(e: HyperpilotError) -> None:
+    err.print(f"[bold red]error:[/bold red] {e}")
+    raise typer.Exit(2)
+
+
+@app.command()
+def solve(
+    data: str = typer.Option(..., "--data", "-d", help="CSV or Parquet file, or a built-in: sklearn:breast_cancer, sklearn:iris, sklearn:wine, sklearn:digits, sklearn:diabetes."),
+    target: Optional[str] = typer.Option(None, "--target", "-t", help="Target column (may be left out for sklearn: datasets, whose target is 'target')."),
+    model: list[str] = typer.Option([], "--model", "-m", help="Model card to tune (repeat to compare models); `hyperpilot models` lists them. Default: hist_gradient_boosting."),
+    metric: Optional[str] = typer.Option(None, "--metric", help="accuracy, balanced_accuracy, f1, roc_auc, log_loss, rmse, mse, mae or r2. Default: accuracy / rmse."),
+    task_type: Optional[str] = typer.Option(None, "--task", help="binary, multiclass or regression (inferred from the target when left out)."),
+    trials: int = typer.Option(20, "--trials", "-n", help="Total trials in the study (resumed ones count)."),
+    timeout: Optional[float] = typer.Option(None, "--timeout", help="Stop starting new trials after this many seconds."),
+    seed: int = typer.Option(0, "--seed", help="Seed for the split, the folds, the models and the sampler."),
+    folds: int = typer.Option(5, "--folds", help="Cross-validation folds."),
+    sampler: str = typer.Option("tpe", "--sampler", help="BO engine: tpe (multivariate TPE), gp (Gaussian process) or random."),
+    study: Optional[str] = typer.Option(None, "--study", help="Study name; an existing name resumes that study. Default: a new name per run."),
+) -> None:
+    """Tune MODEL(s) on DATA for METRIC and save the best model with a report."""
+    from hyperpilot.task import Task
+
+    try:
+        task = Task(
+            data=data, target=target, models=model, metric=metric, task_type=task_type,  # type: ignore[arg-type]
+            n_trials=trials, timeout=timeout, seed=seed, cv_folds=folds, sampler=sampler, study_name=study,
+        )
+        _show(_run(lambda a: a.solve(task), trials))
+    except HyperpilotError as e:
+        _fail(e)
+    except ValueError as e:  # pydantic range checks on the options
+        _fail(HyperpilotError(str(e).splitlines()[-1].strip()))
+
+
+@app.command()
+def resume(
+    name: str = typer.Argument(..., help="Study name (see `hyperpilot studies list`)."),
+    trials: Optional[int] = typer.Option(None, "--trials", "-n", help="New total budget; default: the study's own."),
+) -> None:
+    """Continue a study by name, e.g. after the process was killed. Completed trials are kept."""
+    try:
+        _show(_run(lambda a: a.resume(name, trials), trials or 0))
+    except HyperpilotError as e:
+        _fail(e)
+
+
+@app.command()
+def demo(trials: int = typer.Option(15, "--trials", "-n", help="Trials to run.")) -> None:
+    """A short solve on scikit-learn's breast-cancer data; needs no arguments."""
+    from hyperpilot.task import Task
+
+    console.print("[bold]demo:[/bold] tuning a histogram gradient-boosting classifier on sklearn:breast_cancer (ROC AUC)")
+    try:
+        task = Task(data="sklearn:breast_cancer", models=["hist_gradient_boosting"], metric="roc_auc", n_trials=trials)
+        _show(_run(lambda a: a.solve(task), trials))
+    except HyperpilotError as e:
+        _fail(e)
+
+
+@app.command()
+def models() -> None:
+    """List the bundled model cards and their search spaces."""
+    from hyperpilot.cards import model_cards
+
+    table = Table("name", "family", "tasks", "hyperparameters", title="model cards")
+    for card in model_cards().values():
+        table.add_row(card.name, card.family, ", ".join(card.task_types), ", ".join(card.space.names))
+    console.print(table)
+
+
+@studies_app.command("list")
+def studies_list() -> None:
+    """Every stored study with its best value and trial count."""
+    from hyperpilot import studies
+
+    table = Table("study", "started", "trials", "best", "direction", title=f"studies in {studies.home()}")
+    for s in studies.list_studies():
+        best = "-" if s.best_trial is None else f"{s.best_trial.value:.4f}"
+        started = s.datetime_start.strftime("%Y-%m-%d %H:%M") if s.datetime_start else "-"
+        table.add_row(s.study_name, started, str(s.n_trials), best, s.direction.name.lower())
+    console.print(table)
+
+
+@studies_app.command("show")
+def studies_show(name: str = typer.Argument(..., help="Study name.")) -> None:
+    """The task and every trial of one study."""
+    from hyperpilot import studies
+
+    try:
+        study = studies.load_study(name)
+    except HyperpilotError as e:
+        _fail(e)
+    console.print_json(json.dumps(study.user_attrs.get("task", {})))
+    table = Table("#", "state", "source", "model", "value", "s", "error")
+    for r in studies.trial_table(study).itertuples():
+        value = "" if r.value is None or r.value != r.value else f"{r.value:.4f}"
+        seconds = "" if r.seconds is None or r.seconds != r.seconds else f"{r.seconds:.1f}"
+        table.add_row(str(r.number), r.state, r.source, r.model, value, seconds, str(r.error)[:60])
+    console.print(table)
+    report = studies.study_dir(name) / "report.md"
+    if report.exists():
+        console.print(f"report: {report}")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted; the study is saved — `hyperpilot resume NAME` continues it")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
