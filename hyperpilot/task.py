@@ -32,7 +32,8 @@ class Task(BaseModel):
     models: list[str] = Field(default_factory=list, description="model card names to tune")
     n_trials: int = Field(20, ge=1, description="total trials in the study, resumed ones included")
     timeout: float | None = Field(None, gt=0, description="seconds for this run")
-    seed: int = 0
+    seed: int = Field(0, description="seed of the optimiser (and of the data, unless data_seed is set)")
+    data_seed: int | None = Field(None, description="seed of the split, the CV folds and the models; default: seed")
     cv_folds: int = Field(5, ge=2, le=20)
     test_size: float = Field(0.2, gt=0, lt=0.9)
     sampler: Sampler = "tpe"
@@ -62,6 +63,12 @@ class Task(BaseModel):
         if self.metric and self.task_type:
             get_metric(self.metric, self.task_type)
         return self
+
+    @property
+    def split_seed(self) -> int:
+        """The seed of everything about the data: held-out split, CV folds, model randomness.
+        Keeping it fixed while `seed` varies gives every optimiser run the same objective."""
+        return self.seed if self.data_seed is None else self.data_seed
 
     @property
     def direction(self) -> Direction:

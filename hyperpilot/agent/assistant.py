@@ -180,7 +180,7 @@ def _split(data: Dataset, task: Task) -> tuple[pd.DataFrame, pd.DataFrame, pd.Se
     if task.task_type != "regression" and data.y.value_counts().min() >= 2:
         stratify = data.y
     X_train, X_test, y_train, y_test = train_test_split(
-        data.X, data.y, test_size=task.test_size, random_state=task.seed, stratify=stratify
+        data.X, data.y, test_size=task.test_size, random_state=task.split_seed, stratify=stratify
     )
     return X_train, X_test, y_train, y_test
 

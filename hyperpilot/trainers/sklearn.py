@@ -58,7 +58,7 @@ class SklearnTrainer(Trainer):
         if self.name == "mlp":
             params["hidden_layer_sizes"] = (int(params["hidden_layer_sizes"]),)
         if "random_state" in cls().get_params():
-            params["random_state"] = task.seed
+            params["random_state"] = task.split_seed
         est = cls(**params)
         if cls is linear_model.LogisticRegression and task.task_type == "multiclass":
             est = OneVsRestClassifier(est)  # liblinear is binary only
@@ -92,7 +92,7 @@ class SklearnTrainer(Trainer):
         y_enc, _ = _encode(y, task)
         metric = get_metric(str(task.metric), task.task_type)
         cv_cls = KFold if task.task_type == "regression" else StratifiedKFold
-        cv = cv_cls(n_splits=task.cv_folds, shuffle=True, random_state=task.seed)
+        cv = cv_cls(n_splits=task.cv_folds, shuffle=True, random_state=task.split_seed)
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
