@@ -43,6 +43,7 @@ ESTIMATORS: dict[str, tuple[type | None, type | None, bool]] = {
     "svm": (svm.SVC, svm.SVR, True),
     "knn": (neighbors.KNeighborsClassifier, neighbors.KNeighborsRegressor, True),
     "mlp": (neural_network.MLPClassifier, neural_network.MLPRegressor, True),
+    "mlp_sgd": (neural_network.MLPClassifier, neural_network.MLPRegressor, True),
 }
 
 
@@ -55,7 +56,7 @@ class SklearnTrainer(Trainer):
         if cls is None:
             raise TaskError(f"model '{self.name}' does not do {task.task_type}")
         params = {**self.card.fixed, **config}
-        if self.name == "mlp":
+        if self.name in ("mlp", "mlp_sgd"):
             params["hidden_layer_sizes"] = (int(params["hidden_layer_sizes"]),)
         if "random_state" in cls().get_params():
             params["random_state"] = task.split_seed
