@@ -5,12 +5,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from pandas.api import types as ptypes
 
 from hyperpilot.errors import DataError
 from hyperpilot.metrics import TaskType
+
+if TYPE_CHECKING:
+    from hyperpilot.task import Task
 
 SKLEARN_DATASETS = ("iris", "digits", "wine", "breast_cancer", "diabetes")
 SKLEARN_PREFIX = "sklearn:"
@@ -48,6 +52,20 @@ def load_dataset(ref: str, target: str | None = None) -> Dataset:
     if X.shape[1] == 0:
         raise DataError(f"'{ref}' has no feature columns besides the target '{target}'")
     return Dataset(name=name, X=X.reset_index(drop=True), y=frame[target].reset_index(drop=True), target=target)
+
+
+def split(data: Dataset, task: Task) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series, pd.Series]:
+    """The held-out split of a task: `task.test_size` of the rows, stratified for
+    classification, seeded by `task.split_seed`. Returns X_train, X_test, y_train, y_test."""
+    from sklearn.model_selection import train_test_split
+
+    stratify = None
+    if task.task_type != "regression" and data.y.value_counts().min() >= 2:
+        stratify = data.y
+    X_train, X_test, y_train, y_test = train_test_split(
+        data.X, data.y, test_size=task.test_size, random_state=task.split_seed, stratify=stratify
+    )
+    return X_train, X_test, y_train, y_test
 
 
 def infer_task_type(y: pd.Series) -> TaskType:

@@ -20,13 +20,12 @@ from typing import Any
 import joblib
 import optuna
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from hyperpilot import studies
 from hyperpilot.agent.proposer import Proposer, SolveContext
 from hyperpilot.agent.study_space import StudySpace
 from hyperpilot.cards import DatasetCard, get_model_card
-from hyperpilot.data import Dataset, check_target, infer_task_type, load_dataset
+from hyperpilot.data import Dataset, check_target, infer_task_type, load_dataset, split
 from hyperpilot.errors import StudyError
 from hyperpilot.report import write_report
 from hyperpilot.task import Task
@@ -97,7 +96,7 @@ class Assistant:
         check_target(data.y, task_type, task.data)
         task = task.resolved(task_type)
         space = StudySpace([get_model_card(m, task_type) for m in task.models])
-        X_train, X_test, y_train, y_test = _split(data, task)
+        X_train, X_test, y_train, y_test = split(data, task)
         card = DatasetCard.profile(Dataset(data.name, X_train, y_train, data.target), task_type)
 
         study = studies.open_study(task)
@@ -173,16 +172,6 @@ class Assistant:
             value=outcome.evaluation.value if outcome.evaluation else None, seconds=outcome.seconds,
             error=outcome.error, best_value=best, n_done=studies.n_finished(study), n_total=task.n_trials,
         )
-
-
-def _split(data: Dataset, task: Task) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series, pd.Series]:
-    stratify = None
-    if task.task_type != "regression" and data.y.value_counts().min() >= 2:
-        stratify = data.y
-    X_train, X_test, y_train, y_test = train_test_split(
-        data.X, data.y, test_size=task.test_size, random_state=task.split_seed, stratify=stratify
-    )
-    return X_train, X_test, y_train, y_test
 
 
 def _best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
