@@ -1,0 +1,68 @@
+"""`python -m evals run|report` — see evals/__init__.py."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from evals.methods import all_methods
+from evals.problems import get_problems
+from evals.report import DOCS, commit, convergence_plot, detail_markdown, leaderboard_markdown
+from evals.runner import RESULTS, load_rows, run_cells
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m evals", description=__doc__)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    run = sub.add_parser("run", help="run (problem, method, seed) cells, resuming from the cache")
+    run.add_argument("--suite", default="bayesmark", help="bayesmark | llambo | hpobench | quick")
+    run.add_argument("--methods", default="random,tpe,gp,smac,hebo,hyperpilot-bo", help="comma-separated method names")
+    run.add_argument("--problems", default="", help="comma-separated problem names (default: the whole suite)")
+    run.add_argument("--seeds", type=int, default=5)
+    run.add_argument("--budget", type=int, default=30)
+    run.add_argument("--out", default="", help="results file (default evals/results/SUITE.jsonl)")
+    run.add_argument("--quick", action="store_true", help="smoke test: 3 small problems, 2 seeds, 10 trials, fast methods")
+    rep = sub.add_parser("report", help="print the tables of a results file and draw its convergence plot")
+    rep.add_argument("--suite", default="bayesmark")
+    rep.add_argument("--out", default="")
+    args = parser.parse_args(argv)
+
+    if args.cmd == "run":
+        if args.quick:
+            args.suite, args.seeds, args.budget = "quick", 2, 10
+            if args.methods == run.get_default("methods"):
+                args.methods = "random,tpe,hyperpilot-bo"
+        methods = all_methods()
+        chosen = []
+        for name in filter(None, args.methods.split(",")):
+            if name not in methods:
+                parser.error(f"unknown method '{name}'; choose from {', '.join(methods)}")
+            reason = methods[name].unavailable()
+            if reason:
+                print(f"skipping {name}: {reason}")
+            else:
+                chosen.append(methods[name])
+        if "random" not in [m.name for m in chosen]:
+            print("note: scores need the random baseline; add 'random' to --methods")
+        problems = get_problems(args.suite, [p for p in args.problems.split(",") if p])
+        path = RESULTS / (args.out or f"{args.suite}.jsonl")
+        rows = run_cells(problems, chosen, list(range(args.seeds)), args.budget, path)
+        print(leaderboard_markdown(rows, f"{args.suite}, {len(problems)} problems, budget {args.budget}"))
+        return 0
+
+    path = RESULTS / (args.out or f"{args.suite}.jsonl")
+    rows = load_rows(path)
+    if not rows:
+        print(f"no results in {path}; run `python -m evals run --suite {args.suite}` first", file=sys.stderr)
+        return 2
+    png = DOCS / "benchmarks" / f"{args.suite}-convergence.png"
+    convergence_plot(rows, png, f"{args.suite}: normalised score by trial")
+    print(leaderboard_markdown(rows, f"{args.suite} (commit {commit()})"))
+    print()
+    print(detail_markdown(rows))
+    print(f"\nplot: {png.relative_to(DOCS.parent)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

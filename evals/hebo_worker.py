@@ -1,0 +1,45 @@
+"""Runs inside HEBO's own venv: JSON lines in (init / ask / tell), JSON lines out.
+Imports nothing from hyperpilot."""
+
+import json
+import sys
+
+import numpy as np
+from hebo.design_space.design_space import DesignSpace
+from hebo.optimizers.hebo import HEBO
+
+
+def design_space(spec):
+    params = []
+    for name, p in spec.items():
+        if p["type"] == "categorical":
+            params.append({"name": name, "type": "cat", "categories": [str(c) for c in p["choices"]]})
+        elif p["type"] == "int":
+            kind = "pow_int" if p.get("log") else "int"
+            params.append({"name": name, "type": kind, "lb": p["low"], "ub": p["high"]})
+        else:
+            kind = "pow" if p.get("log") else "num"
+            params.append({"name": name, "type": kind, "lb": p["low"], "ub": p["high"]})
+    return DesignSpace().parse(params)
+
+
+def main():
+    opt = last = None
+    for line in sys.stdin:
+        msg = json.loads(line)
+        if msg["cmd"] == "init":
+            np.random.seed(msg["seed"])
+            opt = HEBO(design_space(msg["space"]), scramble_seed=msg["seed"])
+            out = {"ok": True}
+        elif msg["cmd"] == "ask":
+            last = opt.suggest(n_suggestions=1)
+            out = {k: (v.item() if hasattr(v, "item") else v) for k, v in last.iloc[0].to_dict().items()}
+        else:
+            opt.observe(last, np.array([[float(msg["loss"])]]))
+            out = {"ok": True}
+        sys.stdout.write(json.dumps(out) + "\n")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,21 @@
+"""Method adapters, by name."""
+
+from __future__ import annotations
+
+from evals.methods.base import Method, Trace
+from evals.methods.hebo import HEBO
+from evals.methods.hyperpilot import Hyperpilot
+from evals.methods.optuna_samplers import OptunaSampler
+from evals.methods.random_search import RandomSearch
+from evals.methods.smac3 import SMAC3
+
+
+def all_methods() -> dict[str, Method]:
+    methods: list[Method] = [
+        RandomSearch(), OptunaSampler("tpe"), OptunaSampler("gp"), SMAC3(), HEBO(),
+        Hyperpilot("hyperpilot-bo"),
+    ]
+    return {m.name: m for m in methods}
+
+
+__all__ = ["Method", "Trace", "all_methods"]

