@@ -15,7 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m evals", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
     run = sub.add_parser("run", help="run (problem, method, seed) cells, resuming from the cache")
-    run.add_argument("--suite", default="bayesmark", help="bayesmark | llambo | hpobench | quick")
+    run.add_argument("--suite", default="bayesmark", help="bayesmark | llambo | fast | hpobench | quick")
     run.add_argument("--methods", default="random,tpe,gp,smac,hebo,hyperpilot-bo", help="comma-separated method names")
     run.add_argument("--problems", default="", help="comma-separated problem names (default: the whole suite)")
     run.add_argument("--seeds", type=int, default=5)

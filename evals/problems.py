@@ -25,6 +25,8 @@ MODELS = {
 }
 # LLAMBO's subset: 5 datasets x RF, SVM, DT, MLP-SGD, AdaBoost, one metric each
 LLAMBO_MODELS = ["random_forest", "svm", "decision_tree", "mlp_sgd", "adaboost"]
+# A cheap subset for 2-core machines: models whose 5-fold CV takes well under a second
+FAST_MODELS = {"clf": ["decision_tree", "svm", "knn", "logistic_regression"], "reg": ["decision_tree", "svm", "knn", "ridge"]}
 QUICK = ["bm-iris-knn-accuracy", "bm-wine-decision_tree-accuracy", "bm-diabetes-ridge-mse"]
 
 
@@ -89,8 +91,8 @@ class BayesmarkProblem:
 def bayesmark_problems(subset: str = "all") -> list[Problem]:
     out = []
     for dataset, kind in DATASETS.items():
-        models = LLAMBO_MODELS if subset == "llambo" else MODELS[kind]
-        metrics = METRICS[kind][:1] if subset == "llambo" else METRICS[kind]
+        models = {"llambo": LLAMBO_MODELS, "fast": FAST_MODELS[kind]}.get(subset, MODELS[kind])
+        metrics = METRICS[kind][:1] if subset in ("llambo", "fast") else METRICS[kind]
         for model in models:
             for metric in metrics:
                 out.append(BayesmarkProblem(dataset, model, metric).problem())
@@ -134,14 +136,14 @@ def hpobench_problems() -> list[Problem]:
 def get_problems(suite: str, names: list[str] | None = None) -> list[Problem]:
     if suite == "bayesmark":
         problems = bayesmark_problems()
-    elif suite == "llambo":
-        problems = bayesmark_problems("llambo")
+    elif suite in ("llambo", "fast"):
+        problems = bayesmark_problems(suite)
     elif suite == "hpobench":
         problems = hpobench_problems()
     elif suite == "quick":
         problems = [p for p in bayesmark_problems() if p.name in QUICK]
     else:
-        raise SystemExit(f"unknown suite '{suite}'; use bayesmark, llambo, hpobench or quick")
+        raise SystemExit(f"unknown suite '{suite}'; use bayesmark, llambo, fast, hpobench or quick")
     if names:
         unknown = set(names) - {p.name for p in problems}
         if unknown:
