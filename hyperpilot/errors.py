@@ -29,3 +29,7 @@ class StudyError(HyperpilotError):
 
 class TrialError(HyperpilotError):
     """A trial that failed; the study records it and goes on."""
+
+
+class MemoryStoreError(HyperpilotError):
+    """A trial memory that cannot be opened, read or written (corrupt, locked, missing parts)."""

@@ -1,1 +1,21 @@
-"""Trial memory over chromadb."""
+"""Trial memory over chromadb: past studies that warm-start new ones.
+
+    Memory            the store (chromadb under HYPERPILOT_HOME/memory, local embeddings)
+    MemoryProposer    warm-start trials (source=memory) + writes every trial as it finishes
+    in_context_examples / format_examples   similar past studies for the LLM planner's prompts
+    import_jsonl / export_jsonl / write_pack   JSON Lines exports and memory packs
+
+Importing this package is cheap: chromadb and the embedding model load on first use."""
+
+from hyperpilot.memory.packs import ImportReport, export_jsonl, import_jsonl, write_pack
+from hyperpilot.memory.proposer import MemoryProposer
+from hyperpilot.memory.records import StudyEntry, TrialEntry, rank_normalise
+from hyperpilot.memory.retrieve import MIX, K, MemoryExample, format_examples, in_context_examples, query_for
+from hyperpilot.memory.similarity import Mix, map_config
+from hyperpilot.memory.store import Memory, Neighbour, Query
+
+__all__ = [
+    "K", "MIX", "ImportReport", "Memory", "MemoryExample", "MemoryProposer", "Mix", "Neighbour", "Query",
+    "StudyEntry", "TrialEntry", "export_jsonl", "format_examples", "import_jsonl", "in_context_examples",
+    "map_config", "query_for", "rank_normalise", "write_pack",
+]

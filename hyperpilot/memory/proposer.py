@@ -1,0 +1,179 @@
+"""`MemoryProposer`: the memory's seat in the solve loop.
+
+- `start`: records the study (one entry per model, embedded once), stores trials that
+  already finished (a resumed study), and — for a fresh study — enqueues the best configs
+  of the most similar past studies right after the card defaults, with `source=memory`.
+- `observe`: stores each finished trial at once (a crash loses nothing Optuna was told)
+  and updates the study's summary.
+- `finish`: recomputes the rank-normalised scores of the study's trials and its summary,
+  and gives up the memory's writer lock.
+
+A memory problem (corrupt store, missing package, another writer) is one warning line;
+the proposer then switches itself off and the solve goes on without memory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import optuna
+
+from hyperpilot.agent.proposer import Proposer, SolveContext
+from hyperpilot.errors import HyperpilotError
+from hyperpilot.memory.records import StudyEntry, TrialEntry, rank_normalise, summarise
+from hyperpilot.memory.retrieve import MIX, K, WarmStart, query_for, study_text, warm_configs
+from hyperpilot.memory.similarity import Mix
+from hyperpilot.memory.store import Memory, Neighbour
+
+if TYPE_CHECKING:
+    from hyperpilot.agent.assistant import Result, TrialRecord
+
+log = logging.getLogger("hyperpilot.memory")
+SOURCE = "memory"
+
+
+class MemoryProposer(Proposer):
+    """Warm-starts a study from the memory and writes its trials to it.
+
+    `k`: how many warm-start configs to queue (at most one per similar study, and at most
+    a third of the budget); `exclude_datasets`: datasets whose studies must not be used
+    (leave-one-out evaluation); `write=False` reads the memory without adding to it."""
+
+    name = "memory"
+
+    def __init__(self, memory: Memory | None = None, k: int = K, mix: Mix = MIX, *,
+                 exclude_datasets: Iterable[str] = (), write: bool = True) -> None:
+        self.memory = memory if memory is not None else Memory()  # opens on first use
+        self.k = k
+        self.mix = mix
+        self.exclude_datasets = tuple(exclude_datasets)
+        self.write = write
+        self.neighbours: list[Neighbour] = []
+        self.warm: list[WarmStart] = []
+        self._entries: dict[str, StudyEntry] = {}
+        self._trials: dict[str, list[TrialEntry]] = {}
+        self._off = False
+
+    # ------------------------------------------------------------------ hooks
+    def start(self, ctx: SolveContext) -> None:
+        self._guard(self._start, ctx)
+
+    def observe(self, ctx: SolveContext, record: TrialRecord) -> None:
+        if self.write:
+            self._guard(self._observe, ctx, record)
+
+    def finish(self, ctx: SolveContext, result: Result) -> None:
+        if self.write:
+            self._guard(self._finish, ctx)
+        self.memory.close()
+
+    # ------------------------------------------------------------------ work
+    def _start(self, ctx: SolveContext) -> None:
+        memory, task = self.memory.open(), ctx.task
+        text = study_text(ctx.dataset_card, str(task.task_type), str(task.metric))
+        ids = {m: f"{task.study_name}/{m}" for m in ctx.space.models}
+        if self.write:
+            for model, card in ctx.space.cards.items():
+                self._entries[model] = StudyEntry(
+                    id=ids[model], dataset=ctx.dataset_card.name, task_type=str(task.task_type), model=model,
+                    family=card.family, metric=str(task.metric), direction=task.direction, card_text=text,
+                    meta_features=dict(ctx.dataset_card.meta_features),
+                )
+                self._trials[model] = []
+            for t in ctx.study.get_trials(deepcopy=False):  # a resumed study: store what already ran
+                entry = _from_frozen(t, ctx)
+                if entry is not None:
+                    self._trials[entry.model].append(entry)
+            self._save_trials([t for ts in self._trials.values() for t in ts])
+            memory.add_studies([summarise(e, self._trials[m]) for m, e in self._entries.items()])
+        if _started(ctx.study):
+            return
+        cards = list(ctx.space.cards.values())
+        self.neighbours = memory.similar(query_for(task, ctx.dataset_card), cards, self.k, mix=self.mix,
+                                         exclude_datasets=self.exclude_datasets, exclude_ids=ids.values())
+        defaults = [(m, c.default_config()) for m, c in ctx.space.cards.items()]
+        self.warm = warm_configs(self.neighbours, cards, n=min(self.k, max(1, task.n_trials // 3)), skip=defaults)
+        for ws in self.warm:
+            nb = ws.neighbour
+            ctx.space.enqueue(ctx.study, ws.model, ws.config, SOURCE, memory_study=nb.study.id,
+                              rationale=f"best config of similar study {nb.study.id} (similarity {nb.score:.2f})")
+        if self.warm:
+            log.info("memory: %d warm-start config(s) from %s", len(self.warm), [w.neighbour.study.id for w in self.warm])
+
+    def _observe(self, ctx: SolveContext, record: TrialRecord) -> None:
+        if record.model not in self._entries:
+            return
+        trials = self._trials[record.model]
+        entry = TrialEntry(
+            study_id=self._entries[record.model].id, number=record.number, model=record.model, config=record.config,
+            score=record.value, status="complete" if record.value is not None else "failed", source=record.source,
+        )
+        trials[:] = [t for t in trials if t.number != record.number] + [entry]
+        ranks = rank_normalise([t.score for t in trials], ctx.task.direction)
+        entry = entry.model_copy(update={"rank": ranks[-1]})  # provisional: finish() re-ranks all
+        trials[-1] = entry
+        self.memory.add_trials([entry])
+        self.memory.add_study(summarise(self._entries[record.model], trials))
+
+    def _finish(self, ctx: SolveContext) -> None:
+        for entry in self._entries.values():
+            self.memory.refresh(entry.id)
+
+    def _save_trials(self, trials: list[TrialEntry]) -> None:
+        for model, ts in self._trials.items():
+            ranked = rank_normalise([t.score for t in ts], self._entries[model].direction)
+            ts[:] = [t.model_copy(update={"rank": r}) for t, r in zip(ts, ranked, strict=False)]
+        self.memory.add_trials([t for ts in self._trials.values() for t in ts])
+
+    def _guard(self, fn: Any, *args: Any) -> None:
+        if self._off:
+            return
+        try:
+            fn(*args)
+        except HyperpilotError as e:
+            self._switch_off(str(e))
+        except Exception as e:  # noqa: BLE001 - the memory must never stop a study
+            self._switch_off(f"{type(e).__name__}: {e}")
+
+    def _switch_off(self, why: str) -> None:
+        self._off = True
+        first = why.strip().splitlines()[0] if why.strip() else "unknown error"
+        log.warning("memory unavailable, solving without memory: %s", first)
+
+
+def _started(study: optuna.Study) -> bool:
+    """True when trials already ran or memory configs are queued (a resumed study)."""
+    for t in study.get_trials(deepcopy=False):
+        if t.state != optuna.trial.TrialState.WAITING or t.user_attrs.get("source") == SOURCE:
+            return True
+    return False
+
+
+def _from_frozen(t: optuna.trial.FrozenTrial, ctx: SolveContext) -> TrialEntry | None:
+    state = t.state
+    if state not in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL, optuna.trial.TrialState.PRUNED):
+        return None
+    model = t.user_attrs.get("model") or t.params.get("model")
+    if model not in ctx.space.cards:
+        return None
+    config = t.user_attrs.get("config") or ctx.space.from_params(t.params)[1]
+    status = {"COMPLETE": "complete", "FAIL": "failed", "PRUNED": "pruned"}[state.name]
+    return TrialEntry(study_id=f"{ctx.task.study_name}/{model}", number=t.number, model=str(model), config=config,
+                      score=t.value if state == optuna.trial.TrialState.COMPLETE else None, status=status,  # type: ignore[arg-type]
+                      source=str(t.user_attrs.get("source", "bo")))
+
+
+def memory_proposer(memory: Memory | MemoryProposer | bool | None, others: list[Proposer]) -> MemoryProposer | None:
+    """The proposer for `Assistant(memory=...)`: True (the default) for the memory under
+    HYPERPILOT_HOME, a `Memory` or a configured `MemoryProposer`; None/False for none
+    (also when `others` already holds a `MemoryProposer`)."""
+    if memory is None or memory is False or any(isinstance(p, MemoryProposer) for p in others):
+        return None
+    if isinstance(memory, MemoryProposer):
+        return memory
+    if isinstance(memory, Memory):
+        return MemoryProposer(memory)
+    if memory is True:
+        return MemoryProposer()
+    raise TypeError(f"memory= takes a Memory, a MemoryProposer, True or None, not {type(memory).__name__}")
