@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal, Union
 
 import numpy as np
 import optuna.distributions as od
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from hyperpilot.errors import SpaceError
 
@@ -23,6 +23,12 @@ class _Param(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     name: str
     description: str = ""
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _one_line(cls, data: Any, handler: Any) -> Any:
+        name = data.get("name") if isinstance(data, dict) else None
+        return _space_errors(data, handler, f"invalid {cls.__name__}" + (f" '{name}'" if name else ""))
 
 
 class FloatParam(_Param):
@@ -38,9 +44,7 @@ class FloatParam(_Param):
         return self
 
     def cast(self, value: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
-            value = _to_number(self.name, value)
-        value = float(value)
+        value = _to_number(self.name, value)
         if not math.isfinite(value):
             raise SpaceError(f"'{self.name}' must be a finite number, got {value!r}")
         return min(max(value, self.low), self.high)
@@ -49,8 +53,9 @@ class FloatParam(_Param):
         return od.FloatDistribution(self.low, self.high, log=self.log)
 
     def sample(self, rng: np.random.Generator) -> float:
-        if self.log:
-            return float(math.exp(rng.uniform(math.log(self.low), math.log(self.high))))
+        if self.log:  # exp(log(x)) may miss x by an ulp: clip so that a sample always validates
+            value = math.exp(rng.uniform(math.log(self.low), math.log(self.high)))
+            return min(max(value, self.low), self.high)
         return float(rng.uniform(self.low, self.high))
 
     def grid(self, n: int) -> list[float]:
@@ -76,8 +81,7 @@ class IntParam(_Param):
         return self
 
     def cast(self, value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
-            value = _to_number(self.name, value)
+        value = _to_number(self.name, value)
         if not math.isfinite(float(value)):
             raise SpaceError(f"'{self.name}' must be a finite number, got {value!r}")
         return int(min(max(round(float(value)), self.low), self.high))
@@ -108,8 +112,13 @@ class CategoricalParam(_Param):
     def _check(self) -> CategoricalParam:
         if not self.choices:
             raise SpaceError(f"'{self.name}' needs at least one choice")
-        if len(set(map(repr, self.choices))) != len(self.choices):
-            raise SpaceError(f"'{self.name}' has duplicate choices: {self.choices}")
+        for c in self.choices:
+            if isinstance(c, float) and not math.isfinite(c):
+                raise SpaceError(f"choice {c!r} of '{self.name}' is not finite; it would not survive JSON")
+        # Optuna tells choices apart by ==, so 1, 1.0 and True are one choice to it
+        dupes = [c for i, c in enumerate(self.choices) if any(c == d for d in self.choices[:i])]
+        if dupes:
+            raise SpaceError(f"'{self.name}' has duplicate choices {dupes} in {self.choices} (1, 1.0 and True count as equal)")
         if self.default is not None and self.default not in self.choices:
             raise SpaceError(
                 f"default={self.default!r} of '{self.name}' is not one of {self.choices}"
@@ -120,7 +129,10 @@ class CategoricalParam(_Param):
         for choice in self.choices:
             if value == choice and type(value) is type(choice):
                 return choice
-        for choice in self.choices:  # "true" -> True, 3.0 -> 3, "0.5" -> 0.5
+        for choice in self.choices:  # 3.0 -> 3, np.int64(3) -> 3 (but not True -> 1)
+            if _is_number(value) and _is_number(choice) and value == choice:
+                return choice
+        for choice in self.choices:  # "true" -> True, "0.5" -> 0.5, "none" -> None
             if str(value).strip().lower() == str(choice).lower():
                 return choice
         raise SpaceError(f"'{self.name}' must be one of {self.choices}, got {value!r}")
@@ -144,6 +156,11 @@ class SearchSpace(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     params: list[Param] = Field(default_factory=list)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _one_line(cls, data: Any, handler: Any) -> Any:
+        return _space_errors(data, handler, "invalid search space")
 
     @model_validator(mode="after")
     def _unique(self) -> SearchSpace:
@@ -224,11 +241,30 @@ def _check_range(name: str, low: float, high: float, log: bool, default: float |
         raise SpaceError(f"default={default} of '{name}' is outside [{low}, {high}]")
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.number)) and not isinstance(value, (bool, np.bool_))
+
+
 def _to_number(name: str, value: Any) -> float:
+    """`value` as a number: numbers pass, numeric strings ("3.7") are parsed, anything
+    else (a bool included: `true` for a depth is a mistake, not 1) is a `SpaceError`."""
+    if not _is_number(value) and not isinstance(value, str):
+        raise SpaceError(f"'{name}' must be a number, got {value!r}")
     try:
-        return float(value)
-    except (TypeError, ValueError):
+        return float(value.strip() if isinstance(value, str) else value)
+    except ValueError:
         raise SpaceError(f"'{name}' must be a number, got {value!r}") from None
+    except OverflowError:  # an int beyond float range
+        raise SpaceError(f"'{name}' must be a finite number, got {value!r}") from None
+
+
+def _space_errors(data: Any, handler: Any, what: str) -> Any:
+    """Run pydantic's validation, turning its (multi-line, ValueError) report into a
+    one-line `SpaceError`; our own checks raise `SpaceError` already."""
+    try:
+        return handler(data)
+    except ValidationError as e:
+        raise SpaceError(f"{what}: {_first_error(e)}") from None
 
 
 def _first_error(e: Exception) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +96,11 @@ def stored_task(study: optuna.Study) -> Task:
 
 
 def list_studies() -> list[optuna.study.StudySummary]:
-    return sorted(optuna.get_all_study_summaries(storage()), key=lambda s: s.datetime_start or 0)
+    # a study whose trials never started (all still queued) has no start time: list it last
+    return sorted(
+        optuna.get_all_study_summaries(storage()),
+        key=lambda s: (s.datetime_start is None, s.datetime_start or datetime.min),
+    )
 
 
 def n_finished(study: optuna.Study) -> int:

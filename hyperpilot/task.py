@@ -5,11 +5,14 @@ from __future__ import annotations
 import re
 import secrets
 import time
+from pathlib import PurePath
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hyperpilot.errors import TaskError
 from hyperpilot.metrics import DEFAULT_METRIC, Direction, TaskType, get_metric
+from hyperpilot.space import _first_error
 
 DEFAULT_MODELS: dict[str, list[str]] = {
     "binary": ["hist_gradient_boosting"],
@@ -38,6 +41,15 @@ class Task(BaseModel):
     test_size: float = Field(0.2, gt=0, lt=0.9)
     sampler: Sampler = "tpe"
     study_name: str | None = None
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _one_line(cls, data: Any, handler: Any) -> Any:
+        """pydantic's own checks (types, ranges, unknown fields) as one `TaskError` line."""
+        try:
+            return handler(data)
+        except ValidationError as e:
+            raise TaskError(f"invalid task: {_first_error(e)}") from None
 
     @field_validator("sampler")
     @classmethod
@@ -96,6 +108,7 @@ class Task(BaseModel):
     def default_study_name(self) -> str:
         """A readable, new name per run, e.g. `breast_cancer-random_forest-20261127-043012-1a2b`;
         pass it back as `study_name` to resume that study."""
-        stem = re.sub(r"[^A-Za-z0-9_]+", "-", self.data.split("/")[-1].split(":")[-1]).strip("-")[:40]
+        base = self.data.split(":", 1)[1] if self.data.startswith("sklearn:") else PurePath(self.data.replace("\\", "/")).stem
+        stem = re.sub(r"[^A-Za-z0-9_]+", "-", base).strip("-")[:40]
         stamp = time.strftime("%Y%m%d-%H%M%S")
         return f"{stem or 'data'}-{'+'.join(self.models)[:40]}-{stamp}-{secrets.token_hex(2)}"

@@ -34,8 +34,10 @@ class ModelCard(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _space_from_dict(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("space"), dict):
-            data = {**data, "space": SearchSpace.from_dict(data["space"])}
+        space = data.get("space") if isinstance(data, dict) else None
+        # the YAML form {name: spec}; the JSON dump of a card has {"params": [...]} instead
+        if isinstance(space, dict) and not isinstance(space.get("params"), list):
+            data = {**data, "space": SearchSpace.from_dict(space)}
         return data
 
     @model_validator(mode="after")
@@ -73,7 +75,11 @@ def model_cards() -> dict[str, ModelCard]:
 
 
 def get_model_card(name: str, task_type: TaskType | None = None) -> ModelCard:
-    cards = model_cards()
+    """The card called `name`: a bundled one, or the card of a trainer added with
+    `hyperpilot.trainers.register` (so a user's own trainer can be tuned by name)."""
+    from hyperpilot.trainers.base import _REGISTRY  # late: trainers import this module
+
+    cards = {**model_cards(), **{n: t.card for n, t in _REGISTRY.items()}}
     if name not in cards:
         raise TaskError(f"unknown model '{name}'; `hyperpilot models` lists them: {', '.join(cards)}")
     card = cards[name]

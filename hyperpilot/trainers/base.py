@@ -44,7 +44,7 @@ class FittedModel:
         pred = self.pipeline.predict(X[self.features])
         if self.classes is None:
             return np.asarray(pred)
-        return np.asarray(self.classes, dtype=object)[np.asarray(pred, dtype=int)]
+        return np.asarray(self.classes)[np.asarray(pred, dtype=int)]
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         return np.asarray(self.pipeline.predict_proba(X[self.features]))

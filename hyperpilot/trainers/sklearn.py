@@ -63,8 +63,9 @@ class SklearnTrainer(Trainer):
         est = cls(**params)
         if cls is linear_model.LogisticRegression and task.task_type == "multiclass":
             est = OneVsRestClassifier(est)  # liblinear is binary only
-        if cls is svm.SVC and task.metric == "log_loss":
-            est = CalibratedClassifierCV(est, ensemble=False)  # SVC has no predict_proba
+        if cls is svm.SVC and (task.metric == "log_loss" or (task.metric == "roc_auc" and task.task_type == "multiclass")):
+            # SVC has no predict_proba, which log_loss and one-vs-rest ROC AUC need
+            est = CalibratedClassifierCV(est, ensemble=False)
         return est
 
     def pipeline(self, config: dict[str, Any], X: pd.DataFrame, task: Task) -> Pipeline:

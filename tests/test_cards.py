@@ -1,0 +1,160 @@
+"""Model cards (bundled YAML priors) and dataset cards (profiles of the data)."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from hyperpilot.cards import DatasetCard, ModelCard, get_model_card, model_cards
+from hyperpilot.data import Dataset, load_dataset
+from hyperpilot.errors import SpaceError, TaskError
+from hyperpilot.space import SearchSpace
+
+CARD_FILES = sorted(e.name for e in (resources.files("hyperpilot.cards") / "models").iterdir() if e.name.endswith(".yaml"))
+CARDS = sorted(model_cards())
+
+
+def test_every_bundled_file_is_a_card() -> None:
+    assert len(CARD_FILES) >= 10
+    assert sorted(f.removesuffix(".yaml") for f in CARD_FILES) == CARDS  # file name == card name
+
+
+@pytest.mark.parametrize("name", CARDS)
+def test_card_loads_and_its_default_fits(name: str) -> None:
+    card = get_model_card(name)
+    assert card.name == name and card.title and card.description.strip() and card.family
+    assert card.task_types and set(card.task_types) <= {"binary", "multiclass", "regression"}
+    assert len(card.space) >= 1
+    assert set(card.default) == set(card.space.names)  # the default names every parameter
+    assert card.space.validate(card.default, fill=False) == card.default_config()
+    for p in card.space.params:
+        assert p.description, f"{name}.{p.name} has no description"
+    assert not set(card.fixed) & set(card.space.names)  # fixed args are never tuned
+
+
+@pytest.mark.parametrize("name", CARDS)
+def test_card_text_mentions_every_hyperparameter(name: str) -> None:
+    card = get_model_card(name)
+    text = card.to_text()
+    assert card.title in text and name in text
+    for p in card.space.params:
+        assert f"- {p.name} (" in text
+        assert p.description in text
+        assert repr(card.default[p.name]) in text
+    if card.notes:
+        assert "Advice:" in text
+
+
+@pytest.mark.parametrize("name", CARDS)
+def test_card_round_trips_through_json(name: str) -> None:
+    card = get_model_card(name)
+    assert ModelCard.model_validate_json(card.model_dump_json()) == card
+
+
+def test_card_whose_default_does_not_fit_is_rejected() -> None:
+    raw = yaml.safe_load((resources.files("hyperpilot.cards") / "models" / "knn.yaml").read_text())
+    raw["default"]["n_neighbors"] = 0.5
+    with pytest.raises(SpaceError, match="model card 'knn': default config does not fit its space"):
+        ModelCard.model_validate({**raw, "default": {**raw["default"], "p": "two"}})
+    with pytest.raises(SpaceError, match="missing"):
+        ModelCard.model_validate({**raw, "default": {"n_neighbors": 5}})
+    with pytest.raises(SpaceError, match="unknown"):
+        ModelCard.model_validate({**raw, "default": {"n_neighbors": 5, "p": 2, "leaf_size": 30}})
+
+
+def test_card_with_a_bad_space_is_rejected() -> None:
+    raw = yaml.safe_load((resources.files("hyperpilot.cards") / "models" / "knn.yaml").read_text())
+    raw["space"]["n_neighbors"]["low"] = 50
+    with pytest.raises(SpaceError, match="low=50 > high=25 for 'n_neighbors'"):
+        ModelCard.model_validate(raw)
+
+
+def test_card_space_is_a_search_space() -> None:
+    assert isinstance(get_model_card("random_forest").space, SearchSpace)
+
+
+def test_unknown_model_card() -> None:
+    with pytest.raises(TaskError) as info:
+        get_model_card("xgboost")
+    assert "unknown model 'xgboost'" in str(info.value) and "random_forest" in str(info.value)
+
+
+def test_model_card_for_the_wrong_task_type() -> None:
+    with pytest.raises(TaskError, match="model 'ridge' does not do binary; use one of"):
+        get_model_card("ridge", "binary")
+    with pytest.raises(TaskError, match="does not do regression"):
+        get_model_card("logistic_regression", "regression")
+    assert get_model_card("ridge", "regression").name == "ridge"
+
+
+# --- DatasetCard ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def mixed() -> Dataset:
+    rng = np.random.default_rng(0)
+    n = 100
+    X = pd.DataFrame({
+        "x": rng.normal(size=n),
+        "k": rng.integers(0, 3, n),
+        "colour": rng.choice(["red", "green", "blue"], n),
+        "flag": rng.choice([True, False], n),
+        "when": pd.date_range("2024-01-01", periods=n, freq="D"),
+    })
+    X.loc[:9, "x"] = np.nan  # 10 % missing
+    X.loc[:24, "colour"] = None  # 25 % missing
+    y = pd.Series(["a"] * 75 + ["b"] * 25, name="label")
+    return Dataset("mixed", X, y, "label")
+
+
+def test_profile_mixed_classification(mixed: Dataset) -> None:
+    card = DatasetCard.profile(mixed, "binary")
+    assert (card.n_rows, card.n_features, card.n_numeric, card.n_categorical) == (100, 5, 2, 3)
+    kinds = {c.name: c.kind for c in card.columns}
+    assert kinds == {"x": "numeric", "k": "numeric", "colour": "categorical", "flag": "boolean", "when": "datetime"}
+    missing = {c.name: c.missing for c in card.columns}
+    assert missing == {"x": 0.1, "k": 0.0, "colour": 0.25, "flag": 0.0, "when": 0.0}
+    assert card.missing_fraction == pytest.approx(35 / 500)
+    assert {c.name: c.n_unique for c in card.columns}["colour"] == 3
+    assert card.class_balance == {"a": 0.75, "b": 0.25}
+    assert card.target_stats is None
+    meta = card.meta_features
+    assert meta["n_classes"] == 2
+    assert meta["imbalance_ratio"] == pytest.approx(3.0)
+    assert meta["class_entropy"] == pytest.approx(-(0.75 * np.log2(0.75) + 0.25 * np.log2(0.25)), abs=1e-5)
+    assert meta["log_rows"] == pytest.approx(2.0)
+    assert meta["numeric_share"] == pytest.approx(0.4)
+    assert meta["missing_fraction"] == pytest.approx(0.07)
+
+    text = card.to_text()
+    assert "binary task, target 'label'" in text and "Rows: 100; features: 5" in text
+    assert "a: 75.0%" in text and "b: 25.0%" in text
+    assert "colour (categorical, 25% missing)" in text
+
+
+def test_profile_regression() -> None:
+    data = load_dataset("sklearn:diabetes")
+    card = DatasetCard.profile(data, "regression")
+    assert card.class_balance is None and card.target_stats is not None
+    assert card.target_stats["mean"] == pytest.approx(float(data.y.mean()), rel=1e-5)
+    assert card.target_stats["min"] == data.y.min() and card.target_stats["max"] == data.y.max()
+    assert "target_skew" in card.meta_features and "n_classes" not in card.meta_features
+    assert card.missing_fraction == 0
+    assert "Target: mean" in card.to_text()
+
+
+def test_profile_text_truncates_many_columns() -> None:
+    data = load_dataset("sklearn:digits")
+    card = DatasetCard.profile(data, "multiclass")
+    assert card.n_features == 64 and len(card.class_balance or {}) == 10
+    assert "… and 49 more" in card.to_text(max_columns=15)
+
+
+def test_profile_round_trips_and_is_finite(mixed: Dataset) -> None:
+    card = DatasetCard.profile(mixed, "binary")
+    assert DatasetCard.model_validate_json(card.model_dump_json()) == card
+    assert all(np.isfinite(v) for v in card.meta_features.values())
