@@ -25,7 +25,8 @@ console = Console()
 err = Console(stderr=True)
 
 
-def _run(assistant_call: callable[[Assistant], Result], n_total: int) -> Result:  # type: ignore[valid-type]
+def _run(assistant_call: callable[[Assistant], Result], n_total: int, llm: object = None,  # type: ignore[valid-type]
+         llm_rate: Optional[float] = None) -> Result:
     table = Table("#", "source", "model", "value", "best", "s", "note", title="trials", expand=False)
     with Progress(
         TextColumn("[bold]tuning"), BarColumn(), MofNCompleteColumn(), TextColumn("best {task.fields[best]}"),
@@ -43,7 +44,7 @@ def _run(assistant_call: callable[[Assistant], Result], n_total: int) -> Result:
             )
             table.add_row(str(t.number), t.source, t.model, value, best, f"{t.seconds:.1f}", t.error[:60])
 
-        return assistant_call(Assistant(on_trial=on_trial))
+        return assistant_call(Assistant(on_trial=on_trial, llm=llm, llm_rate=llm_rate))  # type: ignore[arg-type]
 
 
 def _show(result: Result) -> None:
@@ -51,6 +52,30 @@ def _show(result: Result) -> None:
     console.print(f"model:  {result.model_path}")
     console.print(f"report: {result.report_path}")
     console.print(f"study:  {result.study_name}  (resume with `hyperpilot resume {result.study_name}`)")
+    _show_llm(result.study_name)
+
+
+def _show_llm(study_name: str) -> None:
+    from hyperpilot import studies
+    from hyperpilot.agent.policy import accounting, accounting_rows
+
+    info = accounting(studies.load_study(study_name))
+    if info is None:
+        return
+    table = Table("LLM planner", "", show_header=False, title="LLM planner", expand=False)
+    for label, value in accounting_rows(info):
+        table.add_row(label, value)
+    console.print(table)
+
+
+LLM_HELP = ("Planner LLM: embedded (SmolLM2-135M in this process, the default), none (pure BO), "
+            "openai:MODEL, or http://HOST:PORT/v1#MODEL (any OpenAI-compatible server; key from "
+            "HYPERPILOT_API_KEY or OPENAI_API_KEY).")
+RATE_HELP = "Share of BO steps the LLM replaces (0-1); default set by benchmark (docs/benchmarks.md)."
+# solve's options -> Task fields, for overriding what a natural-language request says
+_OVERRIDES = {"data": "data", "target": "target", "model": "models", "metric": "metric", "task_type": "task_type",
+              "trials": "n_trials", "timeout": "timeout", "seed": "seed", "folds": "cv_folds", "sampler": "sampler",
+              "study": "study_name"}
 
 
 def _fail(e: HyperpilotError) -> None:
@@ -60,7 +85,9 @@ def _fail(e: HyperpilotError) -> None:
 
 @app.command()
 def solve(
-    data: str = typer.Option(..., "--data", "-d", help="CSV or Parquet file, or a built-in: sklearn:breast_cancer, sklearn:iris, sklearn:wine, sklearn:digits, sklearn:diabetes."),
+    ctx: typer.Context,
+    request: Optional[str] = typer.Argument(None, help='A request in words, e.g. "tune a random forest on data.csv to predict churn, maximise F1, 40 trials"; options given as well win.'),
+    data: Optional[str] = typer.Option(None, "--data", "-d", help="CSV or Parquet file, or a built-in: sklearn:breast_cancer, sklearn:iris, sklearn:wine, sklearn:digits, sklearn:diabetes."),
     target: Optional[str] = typer.Option(None, "--target", "-t", help="Target column (may be left out for sklearn: datasets, whose target is 'target')."),
     model: list[str] = typer.Option([], "--model", "-m", help="Model card to tune (repeat to compare models); `hyperpilot models` lists them. Default: hist_gradient_boosting."),
     metric: Optional[str] = typer.Option(None, "--metric", help="accuracy, balanced_accuracy, f1, roc_auc, log_loss, rmse, mse, mae or r2. Default: accuracy / rmse."),
@@ -71,16 +98,30 @@ def solve(
     folds: int = typer.Option(5, "--folds", help="Cross-validation folds."),
     sampler: str = typer.Option("tpe", "--sampler", help="BO engine: tpe (multivariate TPE), gp (Gaussian process) or random."),
     study: Optional[str] = typer.Option(None, "--study", help="Study name; an existing name resumes that study. Default: a new name per run."),
+    llm: Optional[str] = typer.Option(None, "--llm", envvar="HYPERPILOT_LLM", help=LLM_HELP),
+    llm_rate: Optional[float] = typer.Option(None, "--llm-rate", help=RATE_HELP),
 ) -> None:
     """Tune MODEL(s) on DATA for METRIC and save the best model with a report."""
+    from click.core import ParameterSource
+
+    from hyperpilot.agent.llm import default_spec, resolve_llm
     from hyperpilot.task import Task
 
     try:
-        task = Task(
-            data=data, target=target, models=model, metric=metric, task_type=task_type,  # type: ignore[arg-type]
-            n_trials=trials, timeout=timeout, seed=seed, cv_folds=folds, sampler=sampler, study_name=study,
-        )
-        _show(_run(lambda a: a.solve(task), trials))
+        planner_llm = resolve_llm(llm or default_spec())
+        if request:
+            options = {"data": data, "target": target, "model": model, "metric": metric, "task_type": task_type,
+                       "trials": trials, "timeout": timeout, "seed": seed, "folds": folds, "sampler": sampler, "study": study}
+            given = {_OVERRIDES[k]: v for k, v in options.items() if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
+            task = Task.from_text(request, llm=planner_llm, **given)
+        elif data is None:
+            raise HyperpilotError('give --data FILE (or a request in words: hyperpilot solve "tune svm on sklearn:wine")')
+        else:
+            task = Task(
+                data=data, target=target, models=model, metric=metric, task_type=task_type,  # type: ignore[arg-type]
+                n_trials=trials, timeout=timeout, seed=seed, cv_folds=folds, sampler=sampler, study_name=study,
+            )
+        _show(_run(lambda a: a.solve(task), task.n_trials, llm=planner_llm or "none", llm_rate=llm_rate))
     except HyperpilotError as e:
         _fail(e)
     except ValueError as e:  # pydantic range checks on the options
@@ -91,23 +132,29 @@ def solve(
 def resume(
     name: str = typer.Argument(..., help="Study name (see `hyperpilot studies list`)."),
     trials: Optional[int] = typer.Option(None, "--trials", "-n", help="New total budget; default: the study's own."),
+    llm: Optional[str] = typer.Option(None, "--llm", envvar="HYPERPILOT_LLM", help=LLM_HELP),
+    llm_rate: Optional[float] = typer.Option(None, "--llm-rate", help=RATE_HELP),
 ) -> None:
     """Continue a study by name, e.g. after the process was killed. Completed trials are kept."""
     try:
-        _show(_run(lambda a: a.resume(name, trials), trials or 0))
+        _show(_run(lambda a: a.resume(name, trials), trials or 0, llm=llm, llm_rate=llm_rate))
     except HyperpilotError as e:
         _fail(e)
 
 
 @app.command()
-def demo(trials: int = typer.Option(15, "--trials", "-n", help="Trials to run.")) -> None:
+def demo(
+    trials: int = typer.Option(15, "--trials", "-n", help="Trials to run."),
+    llm: Optional[str] = typer.Option(None, "--llm", envvar="HYPERPILOT_LLM", help=LLM_HELP),
+    llm_rate: Optional[float] = typer.Option(None, "--llm-rate", help=RATE_HELP),
+) -> None:
     """A short solve on scikit-learn's breast-cancer data; needs no arguments."""
     from hyperpilot.task import Task
 
     console.print("[bold]demo:[/bold] tuning a histogram gradient-boosting classifier on sklearn:breast_cancer (ROC AUC)")
     try:
         task = Task(data="sklearn:breast_cancer", models=["hist_gradient_boosting"], metric="roc_auc", n_trials=trials)
-        _show(_run(lambda a: a.solve(task), trials))
+        _show(_run(lambda a: a.solve(task), trials, llm=llm, llm_rate=llm_rate))
     except HyperpilotError as e:
         _fail(e)
 

@@ -31,5 +31,10 @@ class TrialError(HyperpilotError):
     """A trial that failed; the study records it and goes on."""
 
 
+class LLMError(HyperpilotError):
+    """An LLM backend that is not installed, cannot be reached, times out, or whose
+    answers stayed invalid after the retry budget (see `hyperpilot.agent.llm`)."""
+
+
 class MemoryStoreError(HyperpilotError):
     """A trial memory that cannot be opened, read or written (corrupt, locked, missing parts)."""

@@ -23,6 +23,7 @@ def write_report(result: Result, folder: Path) -> None:
     """Write report.json, report.md and history.png into `folder`."""
     task = result.task
     plot_history(result, folder / "history.png")
+    llm, llm_md = _llm_section(result)
     payload: dict[str, Any] = {
         "study": result.study_name,
         "task": json.loads(task.model_dump_json()),
@@ -34,6 +35,7 @@ def write_report(result: Result, folder: Path) -> None:
         "dataset": json.loads(result.dataset_card.model_dump_json()),
         "trials": json.loads(result.trials.to_json(orient="records")),
         "model_path": result.model_path.name,
+        "llm": llm,
     }
     (folder / "report.json").write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
 
@@ -63,7 +65,7 @@ def write_report(result: Result, folder: Path) -> None:
 
 ## Optimisation history
 ![history](history.png)
-
+{llm_md}
 ## Dataset
 ```
 {result.dataset_card.to_text()}
@@ -73,6 +75,18 @@ def write_report(result: Result, folder: Path) -> None:
 {chr(10).join(rows)}
 """
     (folder / "report.md").write_text(md, encoding="utf-8")
+
+
+def _llm_section(result: Result) -> tuple[dict[str, Any] | None, str]:
+    """The LLM planner's accounting (stored in the study by `agent.policy`), if it took part."""
+    from hyperpilot import studies
+    from hyperpilot.agent.policy import accounting, accounting_rows
+
+    info = accounting(studies.load_study(result.study_name))
+    if info is None:
+        return None, ""
+    rows = "\n".join(f"| {k} | {str(v).replace('|', '/')} |" for k, v in accounting_rows(info))
+    return info, f"\n## LLM planner\n| | |\n|---|---|\n{rows}\n"
 
 
 def plot_history(result: Result, path: Path) -> None:

@@ -88,6 +88,17 @@ class Task(BaseModel):
             raise TaskError("the task has no metric yet; call resolved() first")
         return get_metric(self.metric).direction
 
+    @classmethod
+    def from_text(cls, text: str, llm: object = None, **overrides: object) -> Task:
+        """A task from a request such as "tune a random forest on data.csv to predict churn,
+        maximise F1, 40 trials"; a missing or ambiguous piece raises a `TaskError` that asks
+        for it. `llm` (an `LLM` or spec) may read what the plain rules miss; see
+        `hyperpilot.agent.request`."""
+        from hyperpilot.agent.llm import resolve_llm
+        from hyperpilot.agent.request import parse_request
+
+        return parse_request(text, resolve_llm(llm), **overrides)  # type: ignore[arg-type]
+
     def resolved(self, task_type: TaskType) -> Task:
         """A copy with task type, metric, models and study name filled in."""
         if self.task_type is not None and self.task_type != task_type:

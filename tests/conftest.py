@@ -49,4 +49,6 @@ def hyperpilot_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     monkeypatch.setenv("ANONYMIZED_TELEMETRY", "False")
+    # the planner LLM defaults to the embedded model; tests opt in with Assistant(llm=...)
+    monkeypatch.setenv("HYPERPILOT_LLM", "none")
     return home

@@ -13,7 +13,7 @@ from evals.methods.smac3 import SMAC3
 def all_methods() -> dict[str, Method]:
     methods: list[Method] = [
         RandomSearch(), OptunaSampler("tpe"), OptunaSampler("gp"), SMAC3(), HEBO(),
-        Hyperpilot("hyperpilot-bo"),
+        Hyperpilot("hyperpilot-bo", llm="none"),
     ]
     return {m.name: m for m in methods}
 

@@ -22,6 +22,8 @@ import optuna
 import pandas as pd
 
 from hyperpilot import studies
+from hyperpilot.agent.llm import LLM, default_spec, resolve_llm
+from hyperpilot.agent.policy import DEFAULT_RATE, LLMProposer
 from hyperpilot.agent.proposer import Proposer, SolveContext
 from hyperpilot.agent.study_space import StudySpace
 from hyperpilot.cards import DatasetCard, get_model_card
@@ -77,15 +79,23 @@ class Assistant:
     """Tunes models for a `Task`.
 
     `proposers` add configs besides BO (see `agent.proposer`); `executor` decides where a
-    trial runs (in this process by default); `on_trial` is called after every trial."""
+    trial runs (in this process by default); `on_trial` is called after every trial.
+    `llm` is the planner's model (an `LLM` or a spec: "embedded", "none" for pure BO,
+    "openai:MODEL", "http://HOST:PORT/v1#MODEL"; default `$HYPERPILOT_LLM`, else "embedded");
+    it proposes the initial design and replaces BO's candidate at `llm_rate` of the steps."""
 
     def __init__(
         self,
         proposers: list[Proposer] | None = None,
         executor: Executor | None = None,
         on_trial: Callable[[TrialRecord], None] | None = None,
+        llm: LLM | str | None = None,
+        llm_rate: float | None = None,
     ) -> None:
         self.proposers = list(proposers or [])
+        self.llm = resolve_llm(default_spec() if llm is None else llm)
+        if self.llm is not None:
+            self.proposers.append(LLMProposer(self.llm, rate=DEFAULT_RATE if llm_rate is None else llm_rate))
         self.executor = executor or InProcessExecutor()
         self.on_trial = on_trial
 

@@ -1,0 +1,90 @@
+"""LLM backends behind one interface (`LLM`, see `base`), and `resolve_llm` for specs:
+
+    embedded                 SmolLM2-135M-Instruct in this process (the default; no key, no network)
+    embedded:PATH.gguf       another GGUF file in this process
+    none                     no LLM: pure Bayesian optimisation
+    scripted                 the deterministic test model
+    openai:MODEL             OpenAI (key from OPENAI_API_KEY or HYPERPILOT_API_KEY)
+    http://HOST:PORT/v1#MODEL   any OpenAI-compatible server (vLLM, Ollama, llama.cpp server)
+
+A LangChain chat model object can be passed wrapped in `ChatModelLLM`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from hyperpilot.agent.llm.base import LLM, Completion, LLMTimeout, LLMUnavailable, Message
+from hyperpilot.agent.llm.chat_model import ChatModelLLM
+from hyperpilot.agent.llm.embedded import EmbeddedLLM, check_runtime, smollm2_path
+from hyperpilot.agent.llm.openai_compat import OpenAICompatLLM
+from hyperpilot.agent.llm.scripted import ScriptedLLM
+from hyperpilot.errors import LLMError
+
+__all__ = [
+    "LLM", "ChatModelLLM", "Completion", "EmbeddedLLM", "LLMError", "LLMTimeout", "LLMUnavailable", "Message",
+    "OpenAICompatLLM", "ScriptedLLM", "register_backend", "resolve_llm", "smollm2_path",
+]
+
+DEFAULT_SPEC = "embedded"
+NONE_SPECS = ("none", "off", "bo")
+
+
+def _embedded(rest: str) -> LLM:
+    check_runtime()
+    if not rest:
+        smollm2_path()
+    return EmbeddedLLM(model_path=rest or None)
+
+
+def _http(spec: str) -> LLM:
+    url, _, model = spec.partition("#")
+    if not model:
+        raise LLMError(f"--llm {spec!r} names no model; append it after '#', e.g. {url}#my-model")
+    return OpenAICompatLLM(model=model, base_url=url)
+
+
+def _openai(model: str) -> LLM:
+    if not model:
+        raise LLMError("--llm openai: names no model; e.g. openai:gpt-4o-mini")
+    return OpenAICompatLLM(model=model)
+
+
+_FACTORIES: dict[str, Callable[[str], LLM]] = {
+    "embedded": _embedded,
+    "scripted": lambda rest: ScriptedLLM(),
+    "openai": _openai,
+    "http": lambda rest: _http("http:" + rest),
+    "https": lambda rest: _http("https:" + rest),
+}
+
+
+def register_backend(prefix: str, factory: Callable[[str], LLM]) -> None:
+    """Make `--llm PREFIX:REST` build `factory(REST)`."""
+    _FACTORIES[prefix] = factory
+
+
+def resolve_llm(spec: LLM | str | None) -> LLM | None:
+    """An `LLM` for a spec string (see the module docstring); `None` means no LLM.
+
+    A missing install or key raises `LLMError` with what to do."""
+    if isinstance(spec, LLM):
+        return spec
+    if spec is None:
+        return None
+    text = spec.strip()
+    if text.lower() in NONE_SPECS:
+        return None
+    prefix, _, rest = text.partition(":")
+    factory = _FACTORIES.get(prefix.lower())
+    if factory is None:
+        raise LLMError(
+            f"unknown --llm {spec!r}; use embedded, none, scripted, openai:MODEL or http://HOST:PORT/v1#MODEL"
+        )
+    return factory(rest)
+
+
+def default_spec() -> str:
+    """`$HYPERPILOT_LLM`, else the embedded model."""
+    return os.environ.get("HYPERPILOT_LLM") or DEFAULT_SPEC

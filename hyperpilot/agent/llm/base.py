@@ -1,0 +1,90 @@
+"""The `LLM` extension point: one chat interface shaped like OpenAI chat completions.
+
+Lifecycle of a backend:
+- `__init__` only stores settings: no import of a heavy runtime, no network, no model load.
+- `chat(messages, schema=..., max_tokens=..., timeout=...)` any number of times. The first
+  call may load the model or open the client. With a `schema` (a JSON schema dict) the
+  backend constrains or asks for JSON that matches it; the *caller* still validates the
+  answer (`agent.planner`), because no backend is trusted.
+- `text(prompt)` is the same call without a schema and with one user message: a plain
+  `str -> str` callable, e.g. for a code writer (`CodeProposer(write_code=llm.text)`).
+
+Errors a backend raises (all `LLMError`): `LLMUnavailable` (not installed, endpoint down,
+rate-limited, server error) and `LLMTimeout`. What the model got *wrong* (bad JSON, out of
+range) is not an error here; the planner feeds it back to the model with a retry budget.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from hyperpilot.errors import LLMError
+
+Message = dict[str, str]
+"""One chat message: `{"role": "system" | "user" | "assistant", "content": "..."}`."""
+
+
+class LLMUnavailable(LLMError):
+    """The backend cannot answer at all: missing install, endpoint down, rate limit."""
+
+
+class LLMTimeout(LLMError):
+    """The backend did not answer within the call's timeout."""
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One answer and what it cost."""
+
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+
+
+class LLM(ABC):
+    """Base class of every backend.
+
+    `backend` names the kind (embedded, openai, scripted, langchain); `model` the model.
+    `free_proposals` says whether the planner may ask this model to invent configurations
+    inside the search space (a capable model) or only to *pick* among offered values and
+    candidates (a small, grammar-constrained model)."""
+
+    backend: ClassVar[str] = "llm"
+    model: str = ""
+    free_proposals: bool = False
+
+    def chat(
+        self,
+        messages: list[Message],
+        *,
+        schema: dict[str, Any] | None = None,
+        max_tokens: int = 256,
+        timeout: float = 30.0,
+    ) -> Completion:
+        """Answer `messages`; with `schema`, the answer should be JSON matching it."""
+        if not messages:
+            raise LLMError("chat() needs at least one message")
+        if timeout <= 0:
+            raise LLMError(f"timeout must be > 0 seconds, got {timeout}")
+        start = time.perf_counter()
+        completion = self._chat(messages, schema, max_tokens, timeout)
+        if completion.seconds:
+            return completion
+        return Completion(completion.text, completion.prompt_tokens, completion.completion_tokens,
+                          time.perf_counter() - start)
+
+    def text(self, prompt: str, *, max_tokens: int = 1024, timeout: float = 120.0) -> str:
+        """Plain text for one user prompt (no schema): a `str -> str` callable."""
+        return self.chat([{"role": "user", "content": prompt}], max_tokens=max_tokens, timeout=timeout).text
+
+    def describe(self) -> str:
+        return f"{self.backend}:{self.model}"
+
+    @abstractmethod
+    def _chat(self, messages: list[Message], schema: dict[str, Any] | None, max_tokens: int,
+              timeout: float) -> Completion:
+        """Backend-specific call; raise `LLMUnavailable` / `LLMTimeout`, never a raw client error."""

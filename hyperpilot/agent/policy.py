@@ -1,0 +1,307 @@
+"""The hybrid proposal policy, BO in control: `LLMProposer`.
+
+- `start`: on a fresh study, after the card default, the LLM's initial design (k configs,
+  zero-shot warm start from the model and dataset cards and memory examples).
+- `propose`: at `rate` of the remaining steps (spread evenly: a credit accumulator), the
+  LLM replaces BO's candidate. A small model picks among candidates drawn from the study's
+  own sampler (a throwaway in-memory copy of the study) plus one random and any memory
+  configs; a capable model proposes freely inside the space. Every other step is BO's.
+- Every failure (invalid after retries, timeout, endpoint down, backend exception) is
+  counted and BO proposes instead; an unavailable endpoint gets one warning and a
+  growing cool-down, and the study goes on.
+- Accounting (backend, model, calls, tokens, latency, answers valid/invalid, proposals
+  used, and how LLM-sourced trials ranked against BO's) lives in the study's user
+  attribute `llm`; `accounting(study)` reads it back for the CLI and the report.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import optuna
+from optuna.trial import TrialState
+
+from hyperpilot import studies
+from hyperpilot.agent.llm import LLM, resolve_llm
+from hyperpilot.agent.planner import AnswerError, Example, Planner, Proposal, config_key, space_lines
+from hyperpilot.agent.proposer import Proposer, SolveContext
+from hyperpilot.errors import HyperpilotError, LLMError, SpaceError
+from hyperpilot.prompts import fmt_config, fmt_value
+
+if TYPE_CHECKING:
+    from hyperpilot.agent.assistant import Result, TrialRecord
+
+log = logging.getLogger("hyperpilot.llm")
+DEFAULT_RATE = 0.25  # share of BO steps the LLM replaces; set by docs/benchmarks.md "LLM planner"
+ATTR = "llm"
+
+
+class LLMProposer(Proposer):
+    name = "llm"
+
+    def __init__(self, llm: LLM | str, *, rate: float = DEFAULT_RATE, n_initial: int = 2, n_candidates: int = 4,
+                 retries: int = 2, timeout: float = 30.0, summarise: bool = True,
+                 examples: Callable[[SolveContext], list[Example]] | None = None) -> None:
+        if not 0.0 <= rate <= 1.0:
+            raise HyperpilotError(f"the LLM rate must be in [0, 1], got {rate}")
+        self.llm = llm
+        self.rate = rate
+        self.n_initial = n_initial
+        self.n_candidates = n_candidates
+        self.retries = retries
+        self.timeout = timeout
+        self.summarise = summarise
+        self.examples = examples
+
+    # -- Proposer hooks ---------------------------------------------------------------------
+    def start(self, ctx: SolveContext) -> None:
+        llm = resolve_llm(self.llm)
+        if llm is None:
+            raise HyperpilotError("LLMProposer needs an LLM; use --llm none to run BO alone")
+        self.planner = Planner(llm, retries=self.retries, timeout=self.timeout)
+        self._credit, self._cooldown, self._failures = 0.0, 0, 0
+        self._proposed, self._used, self._warning = 0, 0, ""
+        self._examples = self.examples(ctx) if self.examples is not None else []
+        fresh = not studies.n_finished(ctx.study)
+        if fresh and self.n_initial > 0:
+            k = min(self.n_initial, max(0, ctx.task.n_trials - len(ctx.space.models)))
+            if k:
+                self._guarded(ctx, lambda: self._initial_design(ctx, k))
+        self._save(ctx)
+
+    def propose(self, ctx: SolveContext) -> None:
+        self._credit += self.rate
+        if self._credit < 1.0 - 1e-9:
+            return
+        self._credit -= 1.0
+        if self._cooldown > 0:
+            self._cooldown -= 1
+            return
+        self._guarded(ctx, lambda: self._next(ctx))
+        self._save(ctx)
+
+    def observe(self, ctx: SolveContext, record: TrialRecord) -> None:
+        if record.source == "llm":
+            self._used += 1
+        if self.summarise and record.n_done >= record.n_total and "summary" not in self._state(ctx):
+            self._save(ctx, summary=self._summary(ctx))
+        else:
+            self._save(ctx)
+
+    def finish(self, ctx: SolveContext, result: Result) -> None:
+        if self.summarise and "summary" not in self._state(ctx):
+            from hyperpilot.report import write_report
+
+            self._save(ctx, summary=self._summary(ctx))
+            write_report(result, result.report_path.parent)  # the loop stopped early (timeout)
+
+    # -- decisions ------------------------------------------------------------------------
+    def _initial_design(self, ctx: SolveContext, k: int) -> None:
+        planned = [ctx.space.from_params(_params(t)) for t in ctx.study.trials if _params(t)]
+        variables = {
+            "task": ctx.task, "metric": ctx.task.metric, "direction": ctx.task.direction,
+            "dataset_card": ctx.dataset_card.to_text(), "examples": self._examples,
+            "planned": [f"{m} {fmt_config(c)}" for m, c in planned],
+        }
+        for p in self.planner.initial_design(ctx.space, variables, k, _tried(ctx)):
+            self._enqueue(ctx, p)
+
+    def _next(self, ctx: SolveContext) -> None:
+        tried = _tried(ctx)
+        candidates = [] if self.planner.llm.free_proposals else self._candidates(ctx, tried)
+        variables = {
+            "metric": ctx.task.metric, "direction": ctx.task.direction, "space": space_lines(ctx.space),
+            "history": history_lines(ctx), "n_done": studies.n_finished(ctx.study), "examples": self._examples,
+        }
+        self._enqueue(ctx, self.planner.next_candidate(ctx.space, variables, candidates, tried))
+
+    def _candidates(self, ctx: SolveContext, tried: set[tuple[Any, ...]]) -> list[Proposal]:
+        seed = ctx.task.seed * 7919 + len(ctx.study.trials) + 1
+        pool = bo_candidates(ctx, self.n_candidates, seed)
+        rng = np.random.default_rng(seed)
+        model = ctx.space.models[int(rng.integers(len(ctx.space.models)))]
+        pool.append(Proposal(model, ctx.space.cards[model].space.sample(rng), "", "random"))
+        for ex in self._examples:
+            try:
+                pool.append(Proposal(*ctx.space.from_params(ctx.space.to_params(ex.model, ex.config)), "", "memory"))
+            except SpaceError:
+                continue
+        out, seen = [], set(tried)
+        for p in pool:
+            key = config_key(p.model, p.config)
+            if key not in seen:
+                seen.add(key)
+                out.append(p)
+        return out
+
+    def _summary(self, ctx: SolveContext) -> str:
+        try:
+            facts = study_facts(ctx)
+        except (ValueError, HyperpilotError):
+            return ""
+        text = self._guarded(ctx, lambda: self.planner.summarise(facts), count=False)
+        return text or ""
+
+    # -- plumbing -------------------------------------------------------------------------
+    def _enqueue(self, ctx: SolveContext, p: Proposal) -> None:
+        ctx.space.enqueue(ctx.study, p.model, p.config, "llm", rationale=p.rationale[:200], llm_origin=p.origin)
+        self._proposed += 1
+
+    def _guarded(self, ctx: SolveContext, decide: Callable[[], Any], count: bool = True) -> Any:
+        """Run one decision; any failure is counted, BO proposes instead, the study goes on."""
+        try:
+            result = decide()
+        except LLMError as e:
+            if count:
+                self.planner.stats.fallbacks += 1
+            if not isinstance(e, AnswerError):
+                self._failures += 1
+                self._cooldown = min(2 ** self._failures, 16)
+                if not self._warning:
+                    self._warning = f"LLM unavailable, BO proposes instead: {e}"
+                    log.warning("hyperpilot: %s", self._warning)
+            return None
+        self._failures = 0
+        return result
+
+    def _state(self, ctx: SolveContext) -> dict[str, Any]:
+        return dict(ctx.study.user_attrs.get(ATTR, {}))
+
+    def _save(self, ctx: SolveContext, summary: str | None = None) -> None:
+        state = self._state(ctx)
+        llm = self.planner.llm
+        state.update({
+            "backend": llm.backend, "model": llm.model, "rate": self.rate, "free_proposals": llm.free_proposals,
+            "stats": self.planner.stats.to_dict(), "proposed": self._proposed, "used": self._used,
+            "warning": self._warning,
+        })
+        if summary is not None:
+            state["summary"] = summary
+        ctx.study.set_user_attr(ATTR, state)
+
+
+def bo_candidates(ctx: SolveContext, n: int, seed: int) -> list[Proposal]:
+    """`n` configs from the study's own kind of sampler, asked on a throwaway in-memory copy
+    of the finished trials (the real study is not touched)."""
+    finished = ctx.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    sampler = studies.make_sampler(ctx.task.model_copy(update={"seed": seed}), len(ctx.study.trials))
+    copy = optuna.create_study(direction=ctx.study.direction, sampler=sampler)
+    copy.add_trials(finished)
+    out = []
+    for _ in range(n):
+        model, config = ctx.space.suggest(copy.ask())
+        out.append(Proposal(model, config, "", "bo"))
+    return out
+
+
+def history_lines(ctx: SolveContext, limit: int = 12) -> list[str]:
+    """Finished trials, best first (LLAMBO-style): `0.9712 | svm C=12.3 gamma=0.000422`."""
+    done = ctx.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    done = sorted(done, key=lambda t: t.value, reverse=ctx.task.direction == "maximize")  # type: ignore[arg-type, return-value]
+    lines = [f"{t.value:.4g} | {_describe(ctx, t)}" for t in done[:limit]]
+    failed = ctx.study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    lines += [f"failed | {_describe(ctx, t)}" for t in failed[-3:] if t.params]
+    return lines or ["(none yet)"]
+
+
+def _describe(ctx: SolveContext, t: optuna.trial.FrozenTrial) -> str:
+    model, config = ctx.space.from_params(t.params)
+    return f"{model} {fmt_config(config)}"
+
+
+def _params(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """A trial's params; for a queued trial, the ones it was enqueued with."""
+    return t.params or dict(t.system_attrs.get("fixed_params", {}))
+
+
+def _tried(ctx: SolveContext) -> set[tuple[Any, ...]]:
+    """Every config in the study: finished, running and queued."""
+    return {config_key(*ctx.space.from_params(_params(t))) for t in ctx.study.get_trials(deepcopy=False) if _params(t)}
+
+
+def study_facts(ctx: SolveContext) -> dict[str, Any]:
+    """What the summarise prompt is given: best trial, importances, the best region."""
+    done = ctx.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not done:
+        raise ValueError("no complete trial")
+    best = ctx.study.best_trial
+    model, config = ctx.space.from_params(best.params)
+    same = [t for t in done if t.params.get("model") == model]
+    maximize = ctx.task.direction == "maximize"
+    top = sorted(same, key=lambda t: t.value, reverse=maximize)[: max(2, len(same) // 4)]  # type: ignore[arg-type, return-value]
+    region = []
+    for name in config:
+        values = [t.params[f"{model}.{name}"] for t in top]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            region.append(f"{name}: {fmt_value(min(values))} to {fmt_value(max(values))}")
+        else:
+            region.append(f"{name}: {', '.join(sorted({fmt_value(v) for v in values}))}")
+    return {
+        "models": ", ".join(ctx.space.models), "metric": ctx.task.metric, "direction": ctx.task.direction,
+        "n_trials": len(done), "best": f"{fmt_value(best.value)} with {model} {fmt_config(config)}",
+        "importances": _importances(ctx, same, model), "region": region,
+    }
+
+
+def _importances(ctx: SolveContext, trials: list[optuna.trial.FrozenTrial], model: str) -> list[tuple[str, float]]:
+    if len(trials) < 5:
+        return []
+    copy = optuna.create_study(direction=ctx.study.direction)
+    copy.add_trials(trials)
+    try:
+        evaluator = optuna.importance.FanovaImportanceEvaluator(n_trees=16, seed=0)
+        shares = optuna.importance.get_param_importances(copy, evaluator=evaluator)
+    except (ValueError, RuntimeError):
+        return []
+    return [(k.removeprefix(f"{model}."), float(v)) for k, v in shares.items() if k != "model"][:6]
+
+
+def source_ranks(study: optuna.Study) -> dict[str, dict[str, float]]:
+    """Per source: complete trials, mean rank percentile (0 = best trial, 1 = worst), best value."""
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not done:
+        return {}
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    ordered = sorted(done, key=lambda t: t.value, reverse=maximize)  # type: ignore[arg-type, return-value]
+    pct = {t.number: i / max(1, len(ordered) - 1) for i, t in enumerate(ordered)}
+    out: dict[str, dict[str, float]] = {}
+    for t in ordered:
+        row = out.setdefault(str(t.user_attrs.get("source", "?")), {"trials": 0, "mean_rank": 0.0, "best": float(t.value)})  # type: ignore[arg-type]
+        row["trials"] += 1
+        row["mean_rank"] += pct[t.number]
+    for row in out.values():
+        row["mean_rank"] = round(row["mean_rank"] / row["trials"], 3)
+    return out
+
+
+def accounting(study: optuna.Study) -> dict[str, Any] | None:
+    """The LLM accounting of a study (None when no LLM took part), with source ranks."""
+    state = study.user_attrs.get(ATTR)
+    if not state:
+        return None
+    return {**state, "ranks": source_ranks(study)}
+
+
+def accounting_rows(info: dict[str, Any]) -> list[tuple[str, str]]:
+    """(label, value) rows for the CLI table and the report."""
+    s = info["stats"]
+    per_call = s["seconds"] / s["calls"] if s["calls"] else 0.0
+    rows = [
+        ("LLM", f"{info['backend']} · {info['model']} · rate {info['rate']:g}"),
+        ("calls", f"{s['calls']} ({s['seconds']:.1f} s, {per_call:.2f} s per call)"),
+        ("tokens", f"{s['prompt_tokens']} prompt + {s['completion_tokens']} completion"),
+        ("answers", f"{s['valid']} valid, {s['invalid']} invalid, {s['clipped']} clipped; "
+                    f"{s['timeouts']} timeouts, {s['unavailable']} unavailable, {s['fallbacks']} fell back to BO"),
+        ("proposals", f"{info['proposed']} enqueued, {info['used']} run"),
+    ]
+    for source, r in sorted(info.get("ranks", {}).items()):
+        rows.append((f"rank of {source} trials", f"{r['trials']:g} trials, mean rank {r['mean_rank']:.2f} "
+                                                 f"(0 best, 1 worst), best {r['best']:.4g}"))
+    if info.get("warning"):
+        rows.append(("warning", str(info["warning"])[:200]))
+    if info.get("summary"):
+        rows.append(("summary (LLM)", str(info["summary"])))
+    return rows
