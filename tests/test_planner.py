@@ -1,0 +1,271 @@
+"""Planner decisions with the scripted model: every decision, every retry and fallback path
+(garbage, out of range, duplicate, timeout, exception), and the hybrid policy in a solve."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import optuna
+import pytest
+
+from hyperpilot import Assistant, Task, studies
+from hyperpilot.agent import SolveContext, TrialRecord
+from hyperpilot.agent.llm import LLMTimeout, LLMUnavailable, ScriptedLLM
+from hyperpilot.agent.planner import AnswerError, Example, Planner, Proposal, config_key, config_schema
+from hyperpilot.agent.policy import DEFAULT_RATE, LLMProposer, accounting, accounting_rows, source_ranks
+from hyperpilot.agent.study_space import StudySpace
+from hyperpilot.cards import DatasetCard, get_model_card
+from hyperpilot.data import load_dataset
+
+SVM = get_model_card("svm")
+SPACE = StudySpace([SVM])
+VARS = {"task": Task(data="sklearn:iris"), "metric": "accuracy", "direction": "maximize",
+        "dataset_card": "Dataset: iris", "examples": [], "planned": ["svm C=10 gamma=0.001 tol=0.001"]}
+NEXT_VARS = {"metric": "accuracy", "direction": "maximize", "space": ["C: float in [1, 1000] log"],
+             "history": ["0.95 | svm C=10"], "n_done": 1, "examples": []}
+
+
+def svm(C: Any = 63.1, gamma: Any = 0.000251, tol: Any = 0.000398, reason: str = "because") -> dict[str, Any]:
+    return {"model": "svm", "C": C, "gamma": gamma, "tol": tol, "reason": reason}
+
+
+def design(*configs: dict[str, Any]) -> str:
+    return json.dumps({"configs": list(configs)})
+
+
+# -- initial design ---------------------------------------------------------------------
+def test_initial_design_offers_grid_values_as_enums_and_returns_proposals() -> None:
+    llm = ScriptedLLM([design(svm(), svm(C=251.0))])
+    proposals = Planner(llm).initial_design(SPACE, VARS, 2, tried=set())
+    assert [p.config["C"] for p in proposals] == [63.1, 251.0]
+    assert proposals[0].rationale == "because" and proposals[0].origin == "llm"
+    schema = llm.requests[0][1]
+    c = schema["$defs"]["svm_config"]["properties"]["C"] if "$defs" in schema else None
+    assert c is not None and c["enum"] == SVM.space["C"].grid(6)  # numbers are offered, not invented
+    assert "minimum" not in json.dumps(schema)
+
+
+@pytest.mark.parametrize("bad, error", [
+    ("this is not JSON", "Invalid JSON"),
+    (design(svm(C=5000.0), svm()), "Input should be"),                       # out of range: not an offered value
+    (design(svm(), svm()).replace('"svm"', '"knn"'), "Input should be 'svm'"),  # unknown model
+])
+def test_invalid_answer_is_fed_back_and_retried(bad: str, error: str) -> None:
+    llm = ScriptedLLM([bad, design(svm(), svm(C=251.0))])
+    planner = Planner(llm)
+    proposals = planner.initial_design(SPACE, VARS, 2, tried=set())
+    assert len(proposals) == 2
+    retry = llm.requests[1][0]
+    assert retry[-2] == {"role": "assistant", "content": bad}
+    assert "not valid" in retry[-1]["content"] and error in retry[-1]["content"]
+    assert planner.stats.invalid == 1 and planner.stats.valid == 1 and planner.stats.calls == 2
+
+
+def test_duplicates_are_dropped_and_all_duplicates_retried() -> None:
+    tried = {config_key("svm", {"C": 63.1, "gamma": 0.000251, "tol": 0.000398})}
+    llm = ScriptedLLM([design(svm(), svm()), design(svm(), svm(C=251.0))])
+    planner = Planner(llm)
+    proposals = planner.initial_design(SPACE, VARS, 2, tried=tried)
+    assert len(proposals) == 1 and proposals[0].config["C"] == 251.0
+    assert "already tried" in llm.requests[1][0][-1]["content"]
+
+
+def test_retry_budget_spent_raises_with_the_transcript() -> None:
+    llm = ScriptedLLM(["garbage"] * 3)
+    planner = Planner(llm, retries=2)
+    with pytest.raises(AnswerError, match="in 3 tries") as info:
+        planner.initial_design(SPACE, VARS, 2, tried=set())
+    assert isinstance(info.value.__cause__, Exception)
+    assert sum(m["role"] == "assistant" for m in info.value.transcript) == 3
+    assert planner.stats.invalid == 3 and planner.stats.calls == 3
+
+
+def test_capable_model_writes_numbers_which_are_clipped() -> None:
+    llm = ScriptedLLM([design(svm(C=5000.0, gamma=1e-5))], free_proposals=True)
+    planner = Planner(llm)
+    (proposal,) = planner.initial_design(SPACE, VARS, 1, tried=set())
+    assert proposal.config["C"] == 1000.0 and proposal.config["gamma"] == 1e-4
+    assert planner.stats.clipped == 1
+
+
+@pytest.mark.parametrize("failure, stat", [
+    (LLMTimeout("too slow"), "timeouts"), (LLMUnavailable("down"), "unavailable"), (RuntimeError("bug"), "unavailable"),
+])
+def test_backend_failures_are_not_retried_and_keep_their_type(failure: Exception, stat: str) -> None:
+    planner = Planner(ScriptedLLM([failure, design(svm(), svm())]))
+    expected = LLMTimeout if isinstance(failure, LLMTimeout) else LLMUnavailable
+    with pytest.raises(expected):
+        planner.initial_design(SPACE, VARS, 2, tried=set())
+    assert getattr(planner.stats, stat) == 1 and planner.stats.calls == 1
+
+
+# -- next candidates --------------------------------------------------------------------
+CANDIDATES = [Proposal("svm", {"C": 2.0, "gamma": 1e-4, "tol": 1e-3}, origin="bo"),
+              Proposal("svm", {"C": 500.0, "gamma": 5e-4, "tol": 1e-3}, origin="memory")]
+
+
+def test_small_model_picks_a_candidate_by_index() -> None:
+    llm = ScriptedLLM([json.dumps({"choice": 7, "reason": "x"}), json.dumps({"choice": 1, "reason": "larger C"})])
+    proposal = Planner(llm).next_candidate(SPACE, NEXT_VARS, CANDIDATES, tried=set())
+    assert proposal.config["C"] == 500.0 and proposal.origin == "memory" and proposal.rationale == "larger C"
+    assert llm.requests[0][1]["properties"]["choice"]["enum"] == [0, 1]
+    assert "1: svm C=500" in llm.requests[0][0][-1]["content"]
+
+
+def test_picking_needs_two_candidates() -> None:
+    with pytest.raises(AnswerError, match="fewer than two"):
+        Planner(ScriptedLLM()).next_candidate(SPACE, NEXT_VARS, CANDIDATES[:1], tried=set())
+
+
+def test_capable_model_proposes_freely_and_duplicates_are_refused() -> None:
+    tried = {config_key("svm", CANDIDATES[0].config)}
+    first = {"config": {"model": "svm", "C": 2.0, "gamma": 1e-4, "tol": 1e-3}, "reason": "again"}
+    second = {"config": {"model": "svm", "C": 20.0, "gamma": 1e-4, "tol": 1e-3}, "reason": "new"}
+    llm = ScriptedLLM([json.dumps(first), json.dumps(second)], free_proposals=True)
+    proposal = Planner(llm).next_candidate(SPACE, NEXT_VARS, [], tried=tried)
+    assert proposal.config["C"] == 20.0 and proposal.origin == "llm"
+    assert "already tried" in llm.requests[1][0][-1]["content"]
+
+
+# -- summarise --------------------------------------------------------------------------
+def test_summarise_returns_plain_text_and_retries_an_empty_one() -> None:
+    llm = ScriptedLLM(["", "C mattered most; the best region is C between 30 and 200."])
+    text = Planner(llm).summarise({"models": "svm", "metric": "accuracy", "direction": "maximize", "n_trials": 9,
+                                   "best": "0.97 with svm C=31.6", "importances": [("C", 0.8)], "region": []})
+    assert text.startswith("C mattered most") and llm.requests[0][1] is None
+
+
+def test_config_schema_reserves_planner_field_names() -> None:
+    assert set(config_schema(SVM, offered=True).model_fields) == {"model", "C", "gamma", "tol", "reason"}
+
+
+# -- the hybrid policy ------------------------------------------------------------------
+def _solve(llm: ScriptedLLM, n: int = 8, rate: float = 0.5, **kw: Any) -> tuple[Any, optuna.Study]:
+    """A real `Assistant.solve` (SQLite study, CV, report)."""
+    assistant = Assistant(proposers=[LLMProposer(llm, rate=rate, **kw)], llm="none")
+    result = assistant.solve(Task(data="sklearn:iris", models=["knn"], n_trials=n, cv_folds=2))
+    return result, studies.load_study(result.study_name)
+
+
+def _drive(llm: ScriptedLLM, n: int = 8, rate: float = 0.5, **kw: Any) -> optuna.Study:
+    """The assistant's loop in memory with a made-up objective: fast policy tests."""
+    task = Task(data="sklearn:iris", models=["knn"], n_trials=n, cv_folds=2, study_name="t").resolved("multiclass")
+    study = optuna.create_study(direction="maximize", sampler=studies.make_sampler(task, 0))
+    space = StudySpace([get_model_card("knn")])
+    data = load_dataset("sklearn:iris")
+    ctx = SolveContext(task, study, space, DatasetCard.profile(data, "multiclass"), data.X, data.y)
+    space.enqueue(study, "knn", get_model_card("knn").default_config(), "default")
+    proposer = LLMProposer(llm, rate=rate, **kw)
+    proposer.start(ctx)
+    while studies.n_finished(study) < n:
+        if not ctx.has_waiting():
+            proposer.propose(ctx)
+        trial = study.ask()
+        model, config = space.suggest(trial)
+        source = trial.user_attrs.get("source", "bo")
+        trial.set_user_attr("source", source)
+        value = 1.0 / (1 + abs(config["n_neighbors"] - 13)) + 0.01 * config["p"]
+        study.tell(trial, value)
+        proposer.observe(ctx, TrialRecord(trial.number, source, model, config, value, 0.0, "", study.best_value,
+                                          studies.n_finished(study), n))
+    return study
+
+
+def _sources(study: optuna.Study) -> list[str]:
+    return [t.user_attrs["source"] for t in study.trials]
+
+
+def test_hybrid_policy_in_a_real_solve() -> None:
+    result, study = _solve(ScriptedLLM(), n=8, rate=0.5)
+    assert list(result.trials.source) == ["default", "llm", "llm", "bo", "llm", "bo", "llm", "bo"]
+    llm_trial = next(t for t in study.trials if t.user_attrs["source"] == "llm")
+    assert llm_trial.user_attrs["rationale"] and llm_trial.user_attrs["llm_origin"] == "llm"
+    info = accounting(study)
+    assert info is not None and info["backend"] == "scripted" and info["used"] == 4 and info["proposed"] == 4
+    assert info["stats"]["calls"] >= 4 and "summary" in info and set(info["ranks"]) == {"default", "llm", "bo"}
+    assert "## LLM planner" in result.report_path.read_text()
+    assert json.loads((result.report_path.parent / "report.json").read_text())["llm"]["used"] == 4
+    # resuming: no second initial design; the policy goes on at its rate
+    again = Assistant(proposers=[LLMProposer(ScriptedLLM(), rate=0.0, summarise=False)], llm="none")
+    assert list(again.resume(result.study_name, n_trials=10).trials.source)[8:] == ["bo", "bo"]
+
+
+def test_llm_replaces_bo_at_the_rate_evenly() -> None:
+    study = _drive(ScriptedLLM(), n=12, rate=0.5)
+    sources = _sources(study)
+    assert sources[:3] == ["default", "llm", "llm"]  # card default, then the initial design (k=2)
+    assert sources[3:] == ["bo", "llm"] * 4 + ["bo"]
+    picked = [t.user_attrs["llm_origin"] for t in study.trials[3:] if t.user_attrs["source"] == "llm"]
+    assert set(picked) <= {"bo", "random"}
+    assert study.user_attrs["llm"]["used"] == 6
+
+
+def test_rate_zero_only_seeds_the_start() -> None:
+    assert _sources(_drive(ScriptedLLM(), n=6, rate=0.0)) == ["default", "llm", "llm", "bo", "bo", "bo"]
+
+
+@pytest.mark.parametrize("script", [
+    ["garbage"] * 50,                      # invalid every time
+    [LLMTimeout("slow")] * 50,             # timeouts
+    [RuntimeError("backend bug")] * 50,    # exceptions
+    [LLMUnavailable("endpoint down")] * 50,
+], ids=["garbage", "timeout", "exception", "unavailable"])
+def test_every_llm_failure_falls_back_to_bo_and_the_study_goes_on(script: list[Any], caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="hyperpilot.llm"):
+        study = _drive(ScriptedLLM(script), n=8, rate=1.0)
+    assert len(study.trials) == 8 and set(_sources(study)) == {"default", "bo"}
+    info = accounting(study)
+    assert info is not None and info["used"] == 0 and info["stats"]["fallbacks"] >= 1
+    warnings = [r for r in caplog.records if "BO proposes instead" in r.getMessage()]
+    assert len(warnings) == (0 if script[0] == "garbage" else 1)  # one warning per study, not per step
+
+
+def test_slow_model_times_out_and_bo_goes_on() -> None:
+    study = _drive(ScriptedLLM(delay=0.3), n=5, rate=1.0, timeout=0.05, summarise=False)
+    assert set(_sources(study)) == {"default", "bo"} and study.user_attrs["llm"]["stats"]["timeouts"] >= 1
+
+
+def test_unavailable_backend_cools_down_instead_of_being_called_every_step() -> None:
+    llm = ScriptedLLM([LLMUnavailable("down")] * 50)
+    _drive(llm, n=14, rate=1.0, summarise=False)
+    assert len(llm.requests) < 6  # 1 initial design + a few after growing cool-downs, not 13
+
+
+def test_memory_examples_are_offered_as_candidates_and_in_prompts() -> None:
+    example = Example(task="iris, accuracy", model="knn", config={"n_neighbors": 13, "p": 1}, score=0.97)
+
+    def pick_memory(messages: list[dict[str, str]], schema: Any) -> str:
+        lines = [ln for ln in messages[-1]["content"].splitlines() if ln[:1].isdigit() and ": knn" in ln]
+        index = next(i for i, ln in enumerate(lines) if "n_neighbors=13 p=1" in ln)
+        return json.dumps({"choice": index, "reason": "worked before"})
+
+    design = json.dumps({"configs": [{"model": "knn", "n_neighbors": 6, "p": 2, "reason": "small k"}]})
+    llm = ScriptedLLM([design, pick_memory])
+    study = _drive(llm, n=4, rate=1.0, n_initial=1, summarise=False, examples=lambda ctx: [example])
+    assert "Best configurations of similar past studies" in llm.requests[0][0][-1]["content"]
+    memory = [t for t in study.trials if t.user_attrs.get("llm_origin") == "memory"]
+    assert memory and memory[0].params["knn.n_neighbors"] == 13
+
+
+def test_source_ranks_and_rows() -> None:
+    study = optuna.create_study(direction="maximize")
+    for value, source in [(0.9, "bo"), (0.95, "llm"), (0.8, "bo"), (0.85, "llm")]:
+        study.enqueue_trial({}, user_attrs={"source": source})
+        study.optimize(lambda t, v=value: v, n_trials=1)
+    ranks = source_ranks(study)
+    assert ranks["llm"]["best"] == 0.95 and ranks["bo"]["mean_rank"] == pytest.approx((1 / 3 + 1) / 2, abs=1e-3)
+    rows = dict(accounting_rows({"backend": "scripted", "model": "m", "rate": 0.25, "proposed": 2, "used": 2,
+                                 "stats": Planner(ScriptedLLM()).stats.to_dict(), "ranks": ranks}))
+    assert "rank of llm trials" in rows and rows["LLM"].startswith("scripted")
+
+
+def test_assistant_builds_the_llm_proposer_from_a_spec() -> None:
+    def llm_proposers(a: Assistant) -> list[LLMProposer]:
+        return [p for p in a.proposers if isinstance(p, LLMProposer)]
+
+    assert llm_proposers(Assistant(llm="none")) == []
+    (proposer,) = llm_proposers(Assistant(llm="scripted", llm_rate=0.1))
+    assert proposer.rate == 0.1
+    assert llm_proposers(Assistant(llm=ScriptedLLM()))[0].rate == DEFAULT_RATE

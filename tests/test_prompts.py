@@ -1,0 +1,63 @@
+"""Every prompt template renders (StrictUndefined), with and without memory examples."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from hyperpilot.agent.planner import Example
+from hyperpilot.errors import HyperpilotError
+from hyperpilot.prompts import fmt_config, render, template_names
+from hyperpilot.task import Task
+
+EXAMPLES = [Example(task="wine, accuracy", model="svm", config={"C": 12.345, "gamma": 0.0004}, score=0.981),
+            Example(model="svm", config={"C": 3.0, "gamma": 0.001})]
+SAMPLES: dict[str, dict[str, Any]] = {
+    "initial_design": {"task": Task(data="sklearn:wine"), "metric": "accuracy", "direction": "maximize",
+                       "dataset_card": "Dataset: wine", "model_cards": ["Model: SVM"], "planned": ["svm C=10"],
+                       "k": 2, "offered": True},
+    "next_candidates": {"metric": "rmse", "direction": "minimize", "space": ["C: float in [1, 1000] log"],
+                        "history": ["0.5 | svm C=10"], "n_done": 1, "candidates": ["svm C=3", "svm C=30"]},
+    "summarise": {"models": "svm", "metric": "f1", "direction": "maximize", "n_trials": 20, "best": "0.9 with svm C=10",
+                  "importances": [("C", 0.7), ("gamma", 0.3)], "region": ["C: 10 to 100"]},
+    "parse_request": {"text": "tune svm on churn.csv", "data": "churn.csv", "columns": ["age", "churn"]},
+    "retry": {"error": "configs.0.C: Input should be 1.0 or 3.98", "hint": ""},
+}
+USES_EXAMPLES = ("initial_design", "next_candidates")
+
+
+def test_every_template_has_a_sample() -> None:
+    assert set(template_names()) == set(SAMPLES)
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+@pytest.mark.parametrize("examples", [[], EXAMPLES], ids=["no-examples", "examples"])
+def test_template_renders(name: str, examples: list[Example]) -> None:
+    variables = {**SAMPLES[name], **({"examples": examples} if name in USES_EXAMPLES else {})}
+    messages = render(name, **variables)
+    assert [m["role"] for m in messages][-1] == "user"
+    assert all(m["content"].strip() and "{{" not in m["content"] and "{%" not in m["content"] for m in messages)
+    text = messages[-1]["content"]
+    if name in USES_EXAMPLES:
+        assert ("similar past studies" in text) == bool(examples)
+        if examples:
+            assert "svm C=12.3 gamma=0.0004" in text
+
+
+def test_a_missing_variable_is_an_error_not_an_empty_string() -> None:
+    with pytest.raises(HyperpilotError, match="not given"):
+        render("summarise", models="svm")
+    with pytest.raises(HyperpilotError, match="no prompt template"):
+        render("nope")
+
+
+def test_candidates_are_numbered_and_free_proposals_ask_for_a_config() -> None:
+    picked = render("next_candidates", **SAMPLES["next_candidates"], examples=[])[-1]["content"]
+    assert "0: svm C=3" in picked and "1: svm C=30" in picked and "lower is better" in picked
+    free = render("next_candidates", **{**SAMPLES["next_candidates"], "candidates": []}, examples=[])[-1]["content"]
+    assert "Propose one new configuration" in free
+
+
+def test_configs_are_compact() -> None:
+    assert fmt_config({"C": 12.3456, "kernel": "rbf", "fit": True, "n": 3}) == 'C=12.3 kernel="rbf" fit=true n=3'
