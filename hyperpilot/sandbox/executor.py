@@ -1,0 +1,134 @@
+"""`SandboxExecutor`: the `Executor` that runs every trial in a `Sandbox`.
+
+Lifecycle: constructing it stores its arguments (no I/O, no process). The first `run`
+starts the sandbox worker (it imports pandas, scikit-learn and the trainers once). Each
+`run(model, config, X, y, task)`:
+
+1. writes (X, y) once per dataset as a pickle into the sandbox's read-only data folder;
+2. for the `custom_code` model, resolves the trial's program in this process
+   (`trainers.code.resolve_program`) and puts it in the run dir as `program.py`;
+3. runs `evaluate_job` in a fresh trial process — it loads the data, builds the trainer
+   and cross-validates — with the executor's limits and the per-trial timeout;
+4. turns the `SandboxResult` into an `Outcome`: the `Evaluation`, or a failed trial whose
+   error is one reason line ("timed out after 30 s", "network access is blocked …")
+   followed by a short traceback summary. It never raises for what a trial does.
+
+`close()` kills the worker (it also dies with this process).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from hyperpilot.sandbox import layers
+from hyperpilot.sandbox.limits import Limits
+from hyperpilot.sandbox.result import SandboxResult
+from hyperpilot.sandbox.runner import Sandbox
+from hyperpilot.task import Task
+from hyperpilot.tools.train import Outcome
+from hyperpilot.trainers.base import Evaluation
+
+MAX_ERROR_CHARS = 2000
+PROGRAM_FILE = "program.py"
+
+
+def outcome_error(res: SandboxResult) -> str:
+    """One reason line, then (when the job raised) the traceback summary."""
+    if res.kind == "error" and res.traceback:
+        text = res.traceback
+    else:
+        text = res.error + (f"\n{res.traceback}" if res.traceback and res.kind != "timeout" else "")
+    return text[:MAX_ERROR_CHARS]
+
+
+class SandboxExecutor:
+    """Runs each trial in its own sandboxed process (see `hyperpilot.sandbox`).
+
+    `limits` caps every trial (default: `Limits()` with the machine's GPUs, if any);
+    `trial_timeout` overrides its wall-clock limit (a `Task.trial_timeout`, where the task
+    has one, wins); `layer` forces "bwrap", "unshare" or "plain"; `sandbox` shares an
+    existing `Sandbox`."""
+
+    def __init__(self, limits: Limits | None = None, *, trial_timeout: float | None = None,
+                 layer: str | None = None, sandbox: Sandbox | None = None) -> None:
+        self.limits = limits
+        self.trial_timeout = trial_timeout
+        self.layer = layer
+        self._sandbox = sandbox
+        self._data: tuple[Any, Any, str] | None = None
+
+    @property
+    def sandbox(self) -> Sandbox:
+        if self._sandbox is None:
+            limits = self.limits or Limits(gpus=layers.gpu_indices() or None)
+            self._sandbox = Sandbox(limits, self.layer)
+        return self._sandbox
+
+    def timeout_for(self, task: Task) -> float | None:
+        return getattr(task, "trial_timeout", None) or self.trial_timeout
+
+    def run(self, model: str, config: dict[str, Any], X: pd.DataFrame, y: pd.Series, task: Task) -> Outcome:
+        start = time.perf_counter()
+        try:
+            payload: dict[str, Any] = {"model": model, "config": config, "task": task.model_dump(mode="json"),
+                                       "data": self.data_path(X, y)}
+            files: dict[str, str | bytes] = {}
+            from hyperpilot.trainers.code import CUSTOM_CODE, resolve_program
+
+            if model == CUSTOM_CODE:
+                program = resolve_program(task, config)
+                files[PROGRAM_FILE] = program.code
+                payload["program"] = PROGRAM_FILE
+                payload["code_id"] = program.code_id
+            res = self.sandbox.run("hyperpilot.sandbox.executor:evaluate_job", payload, files=files,
+                                   timeout=self.timeout_for(task), focus=PROGRAM_FILE)
+        except Exception as e:  # noqa: BLE001 - a trial never raises (SandboxError, a bad program file, ...)
+            return Outcome(None, time.perf_counter() - start, f"{type(e).__name__}: {e}"[:MAX_ERROR_CHARS])
+        seconds = time.perf_counter() - start
+        if not res.ok:
+            return Outcome(None, seconds, outcome_error(res))
+        try:
+            return Outcome(Evaluation(**res.value), seconds)
+        except TypeError as e:
+            return Outcome(None, seconds, f"the trial returned a malformed evaluation: {e}")
+
+    def data_path(self, X: pd.DataFrame, y: pd.Series) -> str:
+        """The pickle of (X, y) the trials read; written once per dataset."""
+        if self._data is not None and self._data[0] is X and self._data[1] is y:
+            return self._data[2]
+        key = f"data-{secrets.token_hex(6)}"
+
+        def write(path: Path) -> None:
+            with open(path, "wb") as f:
+                pickle.dump((X, y), f, protocol=pickle.HIGHEST_PROTOCOL)
+
+        path = str(self.sandbox.share(key, write))
+        self._data = (X, y, path)
+        return path
+
+    def close(self) -> None:
+        if self._sandbox is not None:
+            self._sandbox.close()
+
+
+def evaluate_job(run_dir: Path, payload: dict[str, Any]) -> dict[str, Any]:
+    """In the trial process: load the data, cross-validate the config, return the evaluation."""
+    with open(payload["data"], "rb") as f:
+        X, y = pickle.load(f)  # noqa: S301 - written by the parent, read-only here
+    task = Task.model_validate(payload["task"])
+    if payload.get("program"):
+        from hyperpilot.trainers.code import ProgramTrainer
+
+        trainer: Any = ProgramTrainer.from_file(run_dir / payload["program"])
+    else:
+        from hyperpilot.trainers import get_trainer
+
+        trainer = get_trainer(payload["model"])
+    return dataclasses.asdict(trainer.evaluate(payload["config"], X, y, task))

@@ -1,0 +1,363 @@
+"""`Sandbox`: run a job (a `module:function`) in an isolated, limited, killable process.
+
+Lifecycle:
+- `Sandbox(...)` only stores its arguments (no I/O).
+- The first `run()` picks the layer (`layers.choose`), makes a private root folder
+  (`runs/` writable in the sandbox, `data/` read-only), a cgroup when one can be made,
+  and starts the worker inside the layer; the worker imports the preload modules once
+  and says it is ready (seconds, once per worker).
+- Every `run(target, payload)` makes a fresh run dir, writes `spec.json` (and any extra
+  files), asks the worker to fork one trial process for it, waits for the reply (the
+  worker enforces the wall-clock deadline and kills the trial's whole tree), reads
+  `result.json`, explains a failure in one line and deletes the run dir.
+- The worker is replaced after `max_trials_per_worker` jobs, or when it dies or stops
+  answering (then the whole sandbox — bwrap, its namespaces, its cgroup — is killed).
+- `close()` (also at interpreter exit) kills the worker and removes the root folder.
+
+One job runs at a time per `Sandbox` (a lock serialises `run`).
+"""
+
+from __future__ import annotations
+
+import atexit
+import dataclasses
+import json
+import os
+import select
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hyperpilot.sandbox import layers
+from hyperpilot.sandbox.cgroup import CgroupV1
+from hyperpilot.sandbox.job import RESULT, SPEC
+from hyperpilot.sandbox.limits import Limits, MiB, SandboxError
+from hyperpilot.sandbox.result import SandboxResult, explain
+
+DEFAULT_PRELOAD = ("hyperpilot.sandbox.job", "hyperpilot.trainers", "sklearn.model_selection", "pandas")
+PASS_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "LOKY_MAX_CPU_COUNT", "TZ",
+            "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+WORKER_HEADROOM_MB = 1024  # the worker's own imports, inside the cgroup next to the trial
+REPLY_GRACE_S = 30.0
+MAX_RESULT_BYTES = 8 * MiB
+_LIVE: weakref.WeakSet[Sandbox] = weakref.WeakSet()
+
+
+def minimal_env(home: str, tmp: str, gpus: tuple[int, ...] | None) -> dict[str, str]:
+    """The whole environment of a trial: no API keys, no tokens, nothing else."""
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": home, "TMPDIR": tmp, "LANG": "C.UTF-8",
+        "PYTHONDONTWRITEBYTECODE": "1", "MPLBACKEND": "Agg", "MPLCONFIGDIR": os.path.join(tmp, "matplotlib"),
+        "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus)) if gpus else "",
+    }
+    env.update({k: os.environ[k] for k in PASS_ENV if k in os.environ})
+    return env
+
+
+class _Worker:
+    """One started worker process and what belongs to it."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], root: Path, cgroup: CgroupV1 | None, layer: str) -> None:
+        self.proc, self.root, self.cgroup, self.layer = proc, root, cgroup, layer
+        self.jobs = 0
+        self.buffer = b""
+
+    def read_line(self, deadline: float | None) -> dict[str, Any] | None:
+        """The next JSON line from the worker, or None on EOF / deadline / garbage."""
+        if self.proc.stdout is None or self.proc.stdout.closed:
+            return None
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self.buffer:
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready, _, _ = select.select([fd], [], [], wait)
+            if not ready:
+                return None
+            chunk = os.read(fd, 1 << 16)
+            if not chunk or len(self.buffer) > MAX_RESULT_BYTES:
+                return None
+            self.buffer += chunk
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        try:
+            value = json.loads(line)
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+
+    def send(self, obj: dict[str, Any]) -> bool:
+        if self.proc.stdin is None:
+            return False
+        try:
+            self.proc.stdin.write((json.dumps(obj) + "\n").encode())
+            self.proc.stdin.flush()
+        except (OSError, ValueError):
+            return False
+        return True
+
+    def kill(self) -> None:
+        """Kill the worker and everything it started (bwrap's namespace, the cgroup)."""
+        for stream in (self.proc.stdin, self.proc.stdout):
+            try:
+                if stream is not None:
+                    stream.close()
+            except OSError:
+                pass
+        try:
+            os.killpg(self.proc.pid, 9)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.proc.kill()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # pragma: no cover - a process in D state
+            pass
+        if self.cgroup is not None:
+            self.cgroup.remove()
+
+
+class Sandbox:
+    """Runs jobs in one worker inside the strongest available isolation layers.
+
+    `layer`: "bwrap", "unshare", "plain" or None (auto; `$HYPERPILOT_SANDBOX` overrides).
+    `cgroup`: use a cgroup v1 group when possible (None: unless `$HYPERPILOT_SANDBOX_CGROUP=0`).
+    `preload`: modules the worker imports once. `extra_ro`: more folders to bind read-only
+    (for code the trial imports from outside the Python installation)."""
+
+    def __init__(
+        self,
+        limits: Limits | None = None,
+        layer: str | None = None,
+        *,
+        cgroup: bool | None = None,
+        preload: tuple[str, ...] = DEFAULT_PRELOAD,
+        max_trials_per_worker: int = 200,
+        keep_run_dirs: bool = False,
+        extra_ro: tuple[str, ...] = (),
+        startup_timeout: float = 300.0,
+    ) -> None:
+        self.limits = limits or Limits()
+        self.requested_layer = layer
+        self.use_cgroup = cgroup
+        self.preload = preload
+        self.max_trials_per_worker = max_trials_per_worker
+        self.keep_run_dirs = keep_run_dirs
+        self.extra_ro = extra_ro
+        self.startup_timeout = startup_timeout
+        self._worker: _Worker | None = None
+        self._lock = threading.Lock()
+        self._root: Path | None = None
+        self._shared: dict[str, Path] = {}
+        self._counter = 0
+
+    # -- public -----------------------------------------------------------------------
+    @property
+    def layer(self) -> str:
+        """The layer in use (detected on first use)."""
+        return self._worker.layer if self._worker else layers.choose(self.requested_layer)
+
+    def run(self, target: str, payload: dict[str, Any], *, files: dict[str, str | bytes] | None = None,
+            timeout: float | None = None, focus: str | None = None, collect: tuple[str, ...] = ()) -> SandboxResult:
+        """Run `target(run_dir, payload)` in a fresh trial process; never raises for what
+        the job does (only `SandboxError` when the sandbox itself cannot start).
+
+        `files` are written into the run dir first; `collect` names run-dir files to read
+        back (plain files, at most the file-size cap) when the job succeeds; `focus` is the
+        file whose frames the traceback summary keeps."""
+        limits = self.limits.with_timeout(timeout)
+        with self._lock:
+            worker = self._ensure_worker()
+            self._counter += 1
+            run_dir = Path(tempfile.mkdtemp(prefix=f"run{self._counter:05d}-", dir=worker.root / "runs"))
+            try:
+                res = self._run_in(worker, run_dir, target, payload, files or {}, limits, focus)
+                if res.ok and collect:
+                    res = _collect(res, run_dir, collect, limits)
+                return res
+            finally:
+                if not self.keep_run_dirs:
+                    _empty(worker.root / "runs")
+                if self._worker is not None and self._worker.jobs >= self.max_trials_per_worker:
+                    self._stop_worker()
+
+    def share(self, key: str, write: Callable[[Path], None]) -> Path:
+        """A read-only file for jobs (e.g. the training data), written once per `key` by
+        `write(path)`; jobs get its path in their payload."""
+        with self._lock:
+            root = self._ensure_root()
+            path = self._shared.get(key)
+            if path is None or not path.exists():
+                path = root / "data" / f"{key}.bin"
+                tmp = path.with_suffix(".tmp")
+                write(tmp)
+                os.replace(tmp, path)
+                self._shared[key] = path
+            return path
+
+    def close(self) -> None:
+        """Kill the worker and remove every file of this sandbox."""
+        with self._lock:
+            self._stop_worker()
+            if self._root is not None:
+                shutil.rmtree(self._root, ignore_errors=True)
+                self._root = None
+                self._shared.clear()
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- internals --------------------------------------------------------------------
+    def _ensure_root(self) -> Path:
+        if self._root is None:
+            self._root = Path(tempfile.mkdtemp(prefix="hyperpilot-sandbox-"))
+            (self._root / "runs").mkdir()
+            (self._root / "data").mkdir()
+            (self._root / "home").mkdir()
+            _LIVE.add(self)
+        return self._root
+
+    def _ensure_worker(self) -> _Worker:
+        if self._worker is not None and self._worker.proc.poll() is None:
+            return self._worker
+        if self._worker is not None:
+            self._stop_worker()
+        root, layer = self._ensure_root(), layers.choose(self.requested_layer)
+        limits = self.limits
+        home = "/tmp" if layer == "bwrap" else str(root / "home")
+        env = minimal_env(home, home, limits.gpus)
+        python = [sys.executable, "-I", "-m", "hyperpilot.sandbox.worker", "--preload", ",".join(self.preload)]
+        cmd = layers.command(layer, python=python, runs=root / "runs", data=root / "data", env=env,
+                             gpus=limits.gpus, extra_ro=self.extra_ro)
+        cgroup = self._make_cgroup(limits)
+        if cgroup is not None:
+            cmd = cgroup.wrap(cmd)
+        log = open(root / "worker.log", "ab")  # noqa: SIM115 - handed to the child
+        try:
+            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, cwd=root,
+                                    env=env, start_new_session=True, close_fds=True)
+        except OSError as e:
+            if cgroup is not None:
+                cgroup.remove()
+            raise SandboxError(f"cannot start the sandbox worker ({layer}): {e}") from e
+        finally:
+            log.close()
+        worker = _Worker(proc, root, cgroup, layer)
+        started = time.monotonic()
+        ready = worker.read_line(started + self.startup_timeout)
+        if not ready or not ready.get("ready"):
+            worker.kill()
+            why = (ready or {}).get("error") or _tail(root / "worker.log", 600) or "no answer"
+            raise SandboxError(f"the sandbox worker ({layer}) did not start: {why}")
+        worker.startup_seconds = time.monotonic() - started  # type: ignore[attr-defined]
+        self._worker = worker
+        return worker
+
+    def _make_cgroup(self, limits: Limits) -> CgroupV1 | None:
+        want = layers.cgroup_wanted() if self.use_cgroup is None else self.use_cgroup
+        if not want or not CgroupV1.available():
+            return None
+        memory = None if limits.memory_mb is None else (limits.memory_mb + WORKER_HEADROOM_MB) * MiB
+        pids = None if limits.max_processes is None else limits.max_processes + 16
+        try:
+            return CgroupV1.create(f"hyperpilot-{os.getpid()}-{id(self):x}-{time.monotonic_ns()}", memory, pids)
+        except OSError:
+            return None
+
+    def _stop_worker(self) -> None:
+        if self._worker is not None:
+            self._worker.kill()
+            self._worker = None
+
+    def _run_in(self, worker: _Worker, run_dir: Path, target: str, payload: dict[str, Any],
+                files: dict[str, str | bytes], limits: Limits, focus: str | None) -> SandboxResult:
+        (run_dir / SPEC).write_text(json.dumps({"target": target, "payload": payload, "focus": focus}), encoding="utf-8")
+        for name, content in files.items():
+            path = run_dir / name
+            path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+        tmp = "/tmp" if worker.layer == "bwrap" else str(run_dir / "tmp")
+        if worker.layer != "bwrap":
+            (run_dir / "tmp").mkdir()
+        request = {
+            "run_dir": str(run_dir), "timeout": limits.wall_seconds, "rlimits": limits.rlimits(),
+            "env": minimal_env(str(run_dir), tmp, limits.gpus), "log_cap": limits.max_log_kb * 1024,
+        }
+        oom_before = worker.cgroup.oom_kills() if worker.cgroup else 0
+        start = time.monotonic()
+        worker.jobs += 1
+        reply = None
+        if worker.send(request):
+            grace = (limits.wall_seconds + REPLY_GRACE_S) if limits.wall_seconds is not None else None
+            reply = worker.read_line(None if grace is None else start + grace)
+        seconds = time.monotonic() - start
+        oom = bool(worker.cgroup and worker.cgroup.oom_kills() > oom_before)
+        if reply is None:
+            self._stop_worker()  # dead or hung: kill the whole sandbox, start afresh next time
+            kind, error = ("memory", f"memory cap of {limits.memory_mb} MiB exceeded (the cgroup killed the sandbox)") if oom \
+                else ("sandbox", "the sandbox worker died or stopped answering; the whole sandbox was killed")
+            return SandboxResult(False, error=error, kind=kind, seconds=seconds, layer=worker.layer,
+                                 stderr_tail=_tail(run_dir / "stderr.txt"))
+        result = _read_result(run_dir / RESULT)
+        kind, error = explain(reply, result, limits, oom)
+        details = {k: reply.get(k) for k in ("cpu_seconds", "max_rss_kb", "stdout_dropped", "stderr_dropped", "status", "code", "signal")}
+        return SandboxResult(
+            ok=not kind, value=result.get("value") if result and not kind else None, error=error, kind=kind,
+            traceback=str((result or {}).get("traceback", "")), seconds=seconds, layer=worker.layer,
+            stdout_tail=_tail(run_dir / "stdout.txt"), stderr_tail=_tail(run_dir / "stderr.txt"),
+            leftovers=list(reply.get("leftovers") or []), details=details,
+        )
+
+
+def _collect(res: SandboxResult, run_dir: Path, names: tuple[str, ...], limits: Limits) -> SandboxResult:
+    cap = (limits.max_file_mb or 1 << 20) * MiB
+    files: dict[str, bytes] = {}
+    for name in names:
+        path = run_dir / name
+        if path.is_symlink() or not path.is_file() or path.stat().st_size > cap:
+            return dataclasses.replace(res, ok=False, value=None, kind="error",
+                                       error=f"the job did not leave a readable {name} in its run dir")
+        files[name] = path.read_bytes()
+    return dataclasses.replace(res, files=files)
+
+
+def _empty(folder: Path) -> None:
+    """Delete everything in `folder` (this run dir and anything a trial left beside it)."""
+    for entry in folder.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+
+
+def _read_result(path: Path) -> dict[str, Any] | None:
+    try:
+        if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_RESULT_BYTES:
+            return None
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _tail(path: Path, n: int = 4000) -> str:
+    try:
+        if path.is_symlink():
+            return ""
+        with open(path, "rb") as f:
+            f.seek(max(0, f.seek(0, 2) - n))
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+@atexit.register
+def _close_all() -> None:
+    for sandbox in list(_LIVE):
+        sandbox.close()
