@@ -2,7 +2,13 @@
 Imports nothing from hyperpilot."""
 
 import json
+import os
 import sys
+
+# The protocol owns stdout; anything HEBO or its libraries print goes to stderr.
+PROTOCOL = os.fdopen(os.dup(1), "w")
+os.dup2(2, 1)
+sys.stdout = sys.stderr
 
 import numpy as np
 from hebo.design_space.design_space import DesignSpace
@@ -37,8 +43,8 @@ def main():
         else:
             opt.observe(last, np.array([[float(msg["loss"])]]))
             out = {"ok": True}
-        sys.stdout.write(json.dumps(out) + "\n")
-        sys.stdout.flush()
+        PROTOCOL.write(json.dumps(out) + "\n")
+        PROTOCOL.flush()
 
 
 if __name__ == "__main__":
