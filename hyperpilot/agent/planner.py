@@ -175,7 +175,7 @@ class Planner:
         if not self.llm.free_proposals:
             if len(candidates) < 2:
                 raise AnswerError("fewer than two candidates to choose from")
-            schema = create_model("Pick", choice=(Literal[tuple(range(len(candidates)))], ...), reason=REASON)
+            schema = create_model("Pick", choice=(Literal[tuple(range(len(candidates)))], ...), reason=REASON)  # type: ignore[arg-type]
             lines = [f"{c.model} {fmt_config(c.config)}" for c in candidates]
 
             def pick(answer: Any) -> Proposal:

@@ -24,7 +24,6 @@ from hyperpilot.agent.llm.base import LLM
 from hyperpilot.cards import model_cards
 from hyperpilot.data import SKLEARN_DATASETS, SKLEARN_PREFIX
 from hyperpilot.errors import LLMError, TaskError
-from hyperpilot.metrics import METRICS
 from hyperpilot.task import Task
 
 METRIC_ALIASES = {
@@ -192,7 +191,7 @@ def _grounded(value: str, text: str) -> bool:
 
 def request_schema(columns: list[str]) -> type[BaseModel]:
     """The parse_request answer: the target as an enum of the file's columns, or null."""
-    return create_model("Request", target=(Literal[tuple(columns)] | None, None))  # type: ignore[valid-type]
+    return create_model("Request", target=(Literal[tuple(columns)] | None, None))  # type: ignore[valid-type, arg-type]
 
 
 def _ask_llm(llm: LLM, text: str, fields: dict[str, Any], columns: list[str] | None) -> str | None:

