@@ -22,15 +22,15 @@ import dataclasses
 import pickle
 import secrets
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from hyperpilot.sandbox import layers
 from hyperpilot.sandbox.limits import Limits
 from hyperpilot.sandbox.result import SandboxResult
-from hyperpilot.sandbox.runner import Sandbox
+from hyperpilot.sandbox.runner import Sandbox, shared_sandbox, unshare_file
 from hyperpilot.task import Task
 from hyperpilot.tools.train import Outcome
 from hyperpilot.trainers.base import Evaluation
@@ -53,8 +53,10 @@ class SandboxExecutor:
 
     `limits` caps every trial (default: `Limits()` with the machine's GPUs, if any);
     `trial_timeout` overrides its wall-clock limit (a `Task.trial_timeout`, where the task
-    has one, wins); `layer` forces "bwrap", "unshare" or "plain"; `sandbox` shares an
-    existing `Sandbox`."""
+    has one, wins); `layer` forces "bwrap", "unshare" or "plain". Without `sandbox`, the
+    process-wide `shared_sandbox(limits, layer)` is used, so every executor of a process
+    shares one warm worker (trials of concurrent solves then run one at a time); pass
+    your own `Sandbox` to own the worker (`close()` then stops it)."""
 
     def __init__(self, limits: Limits | None = None, *, trial_timeout: float | None = None,
                  layer: str | None = None, sandbox: Sandbox | None = None) -> None:
@@ -62,13 +64,13 @@ class SandboxExecutor:
         self.trial_timeout = trial_timeout
         self.layer = layer
         self._sandbox = sandbox
+        self._owns = sandbox is not None
         self._data: tuple[Any, Any, str] | None = None
 
     @property
     def sandbox(self) -> Sandbox:
         if self._sandbox is None:
-            limits = self.limits or Limits(gpus=layers.gpu_indices() or None)
-            self._sandbox = Sandbox(limits, self.layer)
+            self._sandbox = shared_sandbox(self.limits, self.layer)
         return self._sandbox
 
     def timeout_for(self, task: Task) -> float | None:
@@ -109,12 +111,21 @@ class SandboxExecutor:
             with open(path, "wb") as f:
                 pickle.dump((X, y), f, protocol=pickle.HIGHEST_PROTOCOL)
 
+        self._forget_data()
         path = str(self.sandbox.share(key, write))
         self._data = (X, y, path)
+        weakref.finalize(self, unshare_file, self.sandbox, path)
         return path
 
+    def _forget_data(self) -> None:
+        if self._data is not None and self._sandbox is not None:
+            unshare_file(self._sandbox, self._data[2])
+        self._data = None
+
     def close(self) -> None:
-        if self._sandbox is not None:
+        """Delete this executor's data file; stop the worker if this executor owns it."""
+        self._forget_data()
+        if self._sandbox is not None and self._owns:
             self._sandbox.close()
 
 

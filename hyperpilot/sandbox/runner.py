@@ -41,7 +41,8 @@ from hyperpilot.sandbox.job import RESULT, SPEC
 from hyperpilot.sandbox.limits import Limits, MiB, SandboxError
 from hyperpilot.sandbox.result import SandboxResult, explain
 
-DEFAULT_PRELOAD = ("hyperpilot.sandbox.job", "hyperpilot.trainers", "sklearn.model_selection", "pandas")
+DEFAULT_PRELOAD = ("hyperpilot.sandbox.executor", "hyperpilot.trainers", "sklearn.model_selection")
+WORKER = str(Path(__file__).resolve().parent / "worker.py")
 PASS_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "LOKY_MAX_CPU_COUNT", "TZ",
             "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
 WORKER_HEADROOM_MB = 1024  # the worker's own imports, inside the cgroup next to the trial
@@ -233,7 +234,7 @@ class Sandbox:
         limits = self.limits
         home = "/tmp" if layer == "bwrap" else str(root / "home")
         env = minimal_env(home, home, limits.gpus)
-        python = [sys.executable, "-I", "-m", "hyperpilot.sandbox.worker", "--preload", ",".join(self.preload)]
+        python = [sys.executable, "-I", WORKER, "--preload", ",".join(self.preload)]
         cmd = layers.command(layer, python=python, runs=root / "runs", data=root / "data", env=env,
                              gpus=limits.gpus, extra_ro=self.extra_ro)
         cgroup = self._make_cgroup(limits)
@@ -355,6 +356,31 @@ def _tail(path: Path, n: int = 4000) -> str:
             return f.read().decode("utf-8", "replace")
     except OSError:
         return ""
+
+
+_SHARED: dict[tuple[Any, ...], Sandbox] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_sandbox(limits: Limits | None = None, layer: str | None = None) -> Sandbox:
+    """One process-wide `Sandbox` per (limits, layer, layer environment), so that every
+    `SandboxExecutor()` of a process reuses one warm worker. Closed at interpreter exit."""
+    limits = limits or Limits(gpus=layers.gpu_indices() or None)
+    key = (limits, layer, os.environ.get(layers.ENV_LAYER), os.environ.get(layers.ENV_CGROUP))
+    with _SHARED_LOCK:
+        sandbox = _SHARED.get(key)
+        if sandbox is None:
+            sandbox = _SHARED[key] = Sandbox(limits, layer)
+        return sandbox
+
+
+def unshare_file(sandbox: Sandbox, path: str) -> None:
+    """Forget and delete a file made by `Sandbox.share`."""
+    with sandbox._lock:  # noqa: SLF001 - module-private helper of Sandbox
+        for key, p in list(sandbox._shared.items()):  # noqa: SLF001
+            if str(p) == path:
+                del sandbox._shared[key]  # noqa: SLF001
+                Path(p).unlink(missing_ok=True)
 
 
 @atexit.register

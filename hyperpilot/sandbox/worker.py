@@ -1,6 +1,7 @@
 """The worker: the process inside the sandbox that forks one child per trial.
 
-Lifecycle (started by `runner.Sandbox`, as `python -I -m hyperpilot.sandbox.worker`,
+Lifecycle (started by `runner.Sandbox` as `python -I .../hyperpilot/sandbox/worker.py` —
+a script, so that nothing of the hyperpilot package is imported unless preloaded —
 inside whatever isolation layers are active):
 
 1. Become a child subreaper (every orphan of a trial is re-parented to the worker, so
@@ -48,6 +49,22 @@ def _prctl(option: int, arg: int) -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(option, ctypes.c_ulong(arg), 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), f"prctl({option}) failed")
+
+
+def _job_module() -> Any:
+    """`job.py` beside this file, loaded by path: a job need not import the hyperpilot
+    package (whose import pulls in everything) unless its target lives there."""
+    module = sys.modules.get("hyperpilot.sandbox.job") or sys.modules.get("_hyperpilot_sandbox_job")
+    if module is None:
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("_hyperpilot_sandbox_job", os.path.join(os.path.dirname(__file__), "job.py"))
+        if spec is None or spec.loader is None:
+            raise ImportError("cannot load hyperpilot/sandbox/job.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    return module
 
 
 def _proc_table() -> dict[int, tuple[int, str]]:
@@ -171,9 +188,7 @@ def _child(req: dict[str, Any], out_w: int, err_w: int, close: list[int]) -> Non
         os.environ.update(req.get("env", {}))
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, signal.SIG_DFL)
-        from hyperpilot.sandbox.job import run_job
-
-        code = run_job(req["run_dir"])
+        code = _job_module().run_job(req["run_dir"])
     except BaseException:  # noqa: BLE001 - report anything, then exit
         traceback.print_exc()
     finally:
@@ -315,6 +330,7 @@ def main(argv: list[str]) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     try:
+        _job_module()
         for module in preload:
             importlib.import_module(module)
     except BaseException as e:  # noqa: BLE001 - tell the parent why the worker cannot start
