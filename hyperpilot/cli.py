@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -79,7 +80,8 @@ _OVERRIDES = {"data": "data", "target": "target", "model": "models", "metric": "
 
 
 def _fail(e: HyperpilotError) -> None:
-    err.print(f"[bold red]error:[/bold red] {e}")
+    # one line however long (no wrapping), and brackets in the message are text, not markup
+    err.print(f"[bold red]error:[/bold red] {escape(str(e))}", soft_wrap=True)
     raise typer.Exit(2)
 
 

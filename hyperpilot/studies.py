@@ -108,6 +108,11 @@ def n_finished(study: optuna.Study) -> int:
     return sum(not t.user_attrs.get("interrupted") for t in study.get_trials(deepcopy=False, states=FINISHED))
 
 
+def n_failed(study: optuna.Study) -> int:
+    """Failed trials that count against the budget (not the interrupted ones)."""
+    return sum(not t.user_attrs.get("interrupted") for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
+
+
 def trial_table(study: optuna.Study) -> pd.DataFrame:
     """One row per trial: number, state, source, model, value, seconds, error, config."""
     rows = []

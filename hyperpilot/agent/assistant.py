@@ -140,7 +140,7 @@ class Assistant:
         result = Result(
             study_name=str(task.study_name), task=task, best_model=model, best_config=config,
             cv_score=float(best.value), test_score=test_score,  # type: ignore[arg-type]
-            n_trials=int((table.state != "RUNNING").sum()), n_failed=int((table.state == "FAIL").sum()),
+            n_trials=studies.n_finished(study), n_failed=studies.n_failed(study),  # interrupted ones do not count
             wall_seconds=time.perf_counter() - start, model_path=folder / "model.joblib",
             report_path=folder / "report.md", trials=table, dataset_card=card,
         )

@@ -1,0 +1,168 @@
+"""Resuming a study: after the process running it was killed (a real SIGKILL of a child
+process on the same SQLite study), and after a deliberately abandoned trial in-process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+from threadpoolctl import threadpool_limits
+
+from hyperpilot import Assistant, Task, studies
+from hyperpilot.errors import StudyError
+
+CHILD = """
+import sys
+from threadpoolctl import threadpool_limits
+threadpool_limits(1)
+from hyperpilot import Assistant, Task
+Assistant().solve(Task(data="sklearn:digits", models=["svm"], n_trials=40, cv_folds=3, study_name=sys.argv[1]))
+"""
+
+
+@pytest.fixture(autouse=True)
+def _pure_bo_one_thread(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("HYPERPILOT_LLM", "none")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    with threadpool_limits(1):
+        yield
+
+
+def _snapshot(name: str) -> dict[int, optuna.trial.FrozenTrial]:
+    return {t.number: t for t in studies.load_study(name).get_trials(deepcopy=True)}
+
+
+def _kill_mid_study(name: str, tmp_path: Path, min_complete: int = 3, limit: float = 180.0) -> None:
+    """Run a 40-trial solve in a child process and SIGKILL it while a trial is running,
+    once at least `min_complete` trials are complete."""
+    log = (tmp_path / "child.log").open("w")
+    child = subprocess.Popen([sys.executable, "-c", CHILD, name], env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + limit
+    try:
+        while True:
+            assert child.poll() is None, f"the child exited early: {(tmp_path / 'child.log').read_text()[-2000:]}"
+            assert time.monotonic() < deadline, "the child never completed enough trials"
+            try:
+                states = [t.state for t in optuna.load_study(study_name=name, storage=studies.storage()).get_trials(deepcopy=False)]
+            except KeyError:  # the child has not created the study yet
+                states = []
+            if states.count(TrialState.COMPLETE) >= min_complete and states[-1] == TrialState.RUNNING:
+                break
+            time.sleep(0.05)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+        log.close()
+    assert child.returncode == -signal.SIGKILL
+
+
+def test_resume_after_sigkill(tmp_path: Path) -> None:
+    name = "killed-svm"
+    _kill_mid_study(name, tmp_path)
+
+    before = _snapshot(name)
+    complete = {n: t for n, t in before.items() if t.state == TrialState.COMPLETE}
+    running = {n: t for n, t in before.items() if t.state == TrialState.RUNNING}
+    assert len(complete) >= 3 and len(running) == 1, {n: t.state for n, t in before.items()}
+    (lost,) = running.values()
+    assert lost.params  # the config was suggested before the kill
+    assert studies.n_finished(studies.load_study(name)) == len(complete)
+
+    budget = len(complete) + 2
+    result = Assistant().resume(name, n_trials=budget)
+
+    after = _snapshot(name)
+    # every trial completed before the kill is still there, untouched and not re-run
+    for n, t in complete.items():
+        kept = after[n]
+        assert kept.state == TrialState.COMPLETE
+        assert (kept.value, kept.params, kept.datetime_start, kept.datetime_complete) == (
+            t.value, t.params, t.datetime_start, t.datetime_complete)
+        assert kept.user_attrs == t.user_attrs
+    # the trial the kill interrupted is failed, marked, and its config ran again
+    gone = after[lost.number]
+    assert gone.state == TrialState.FAIL
+    assert "interrupted" in gone.user_attrs["error"] and gone.user_attrs["interrupted"] is True
+    assert gone.params == lost.params
+    retries = [t for t in after.values() if t.user_attrs.get("retry_of") == lost.number]
+    assert len(retries) == 1
+    (retry,) = retries
+    assert retry.number > max(before) and retry.state == TrialState.COMPLETE
+    assert retry.params == lost.params and retry.user_attrs["source"] == lost.user_attrs["source"]
+    # only the budget's remainder ran: the retry and one new trial
+    new = [t for n, t in after.items() if n not in before]
+    assert len(new) == 2 and all(t.state == TrialState.COMPLETE for t in new)
+    assert min(t.datetime_start for t in new) > max(t.datetime_complete for t in complete.values())  # type: ignore[type-var]
+    # the study holds exactly the budgeted number of counted trials
+    study = studies.load_study(name)
+    assert studies.n_finished(study) == budget
+    assert len(study.trials) == budget + 1  # plus the interrupted one, which does not count
+    assert result.study_name == name and result.task.n_trials == budget
+    assert result.n_trials == budget and result.n_failed == 0  # the interrupted trial is not a failure
+    assert result.report_path.is_file() and result.model_path.is_file()
+    assert result.cv_score == pytest.approx(study.best_value)
+
+
+def test_solve_again_with_the_same_name_resumes_after_an_abandoned_trial() -> None:
+    """Deterministic version of the crash: a trial is asked and never told."""
+    task = Task(data="sklearn:iris", models=["decision_tree"], n_trials=3, cv_folds=2, study_name="abandoned")
+    Assistant().solve(task)
+    study = studies.load_study("abandoned")
+    before = _snapshot("abandoned")
+    orphan = study.ask({"model": optuna.distributions.CategoricalDistribution(["decision_tree"])})
+    from hyperpilot.agent import StudySpace
+    from hyperpilot.cards import get_model_card
+
+    StudySpace([get_model_card("decision_tree")]).suggest(orphan)
+    orphan.set_user_attr("source", "bo")
+    orphan_params = studies.load_study("abandoned").trials[orphan.number].params
+
+    result = Assistant().solve(task.model_copy(update={"n_trials": 5}))
+
+    after = _snapshot("abandoned")
+    for n, t in before.items():
+        assert (after[n].state, after[n].value, after[n].datetime_complete) == (t.state, t.value, t.datetime_complete)
+    assert after[orphan.number].state == TrialState.FAIL
+    assert after[orphan.number].user_attrs["interrupted"] is True
+    retry = [t for t in after.values() if t.user_attrs.get("retry_of") == orphan.number]
+    assert len(retry) == 1 and retry[0].params == orphan_params and retry[0].state == TrialState.COMPLETE
+    assert studies.n_finished(studies.load_study("abandoned")) == 5
+    assert len(after) == 6
+    assert result.n_trials == 5 and result.n_failed == 0
+    assert len(result.trials) == 6 and (result.trials.error.str.startswith("interrupted")).sum() == 1
+
+
+def test_resume_with_a_larger_budget_adds_trials() -> None:
+    first = Assistant().solve(Task(data="sklearn:iris", models=["knn"], n_trials=2, cv_folds=2, study_name="grow"))
+    before = _snapshot("grow")
+    second = Assistant().resume("grow", n_trials=4)
+    after = _snapshot("grow")
+    assert len(before) == 2 and len(after) == 4
+    for n, t in before.items():
+        assert after[n].datetime_complete == t.datetime_complete and after[n].value == t.value
+    assert after[0].user_attrs["source"] == "default"
+    assert [after[n].user_attrs["source"] for n in (2, 3)] == ["bo", "bo"]  # no second default
+    assert second.task.n_trials == 4 and second.n_trials == 4
+    assert first.task.metric == second.task.metric == "accuracy"
+    # a resume with the budget already spent runs nothing new and still reports
+    third = Assistant().resume("grow")
+    assert len(_snapshot("grow")) == 4 and third.n_trials == 4
+
+
+def test_resume_unknown_study() -> None:
+    with pytest.raises(StudyError, match="no study named 'never-made'"):
+        Assistant().resume("never-made")
+
+
+def test_resume_a_study_not_made_by_hyperpilot() -> None:
+    optuna.create_study(study_name="foreign", storage=studies.storage())
+    with pytest.raises(StudyError, match="was not made by hyperpilot"):
+        Assistant().resume("foreign")
