@@ -96,6 +96,12 @@ def check_target(y: pd.Series, task_type: TaskType, ref: str) -> None:
             f"target '{y.name}' of '{ref}' has a single class ({counts.index[0]!r}); "
             "a classifier needs at least two"
         )
+    rare = [str(c) for c in counts.index[counts < 2]]
+    if rare:  # it could not be both trained on and held out, nor stratified
+        raise DataError(
+            f"class(es) {', '.join(rare[:5])}{' …' if len(rare) > 5 else ''} of target '{y.name}' in '{ref}' "
+            "have a single row; a classifier needs at least two per class (drop or merge them)"
+        )
     if task_type == "binary" and len(counts) > 2:
         raise DataError(f"target '{y.name}' of '{ref}' has {len(counts)} classes; use --task multiclass")
 

@@ -246,6 +246,14 @@ def test_single_class_target() -> None:
         check_target(y, infer_task_type(y), "x.csv")
 
 
+def test_class_with_a_single_row() -> None:
+    """It could not be both trained on and held out (the test score would crash after the study)."""
+    y = pd.Series(["a"] * 30 + ["b"] * 29 + ["c"], name="y")
+    with pytest.raises(DataError, match="class\\(es\\) c of target 'y' in 'x.csv' have a single row"):
+        check_target(y, "multiclass", "x.csv")
+    check_target(pd.Series(["a"] * 30 + ["b"] * 28 + ["c"] * 2, name="y"), "multiclass", "x.csv")
+
+
 def test_non_numeric_target_for_regression() -> None:
     y = pd.Series(["a", "b", "c"] * 10, name="label")
     with pytest.raises(DataError, match="target 'label' of 'x.csv' is not numeric"):

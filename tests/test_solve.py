@@ -152,14 +152,18 @@ def test_solve_compares_models() -> None:
     assert len(trials) == result.n_trials == 5
 
 
-def test_same_seed_same_study() -> None:
-    """Seeds are explicit: two runs with the same seed try the same configs."""
-    def configs(name: str) -> list[dict]:
+def test_same_seed_same_study(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Seeds are explicit: two runs with the same seed (each in a fresh home, so that
+    nothing of the first can inform the second) try the same configs and get the same values."""
+    def run(home: str) -> list[tuple[dict, float]]:
+        monkeypatch.setenv("HYPERPILOT_HOME", str(tmp_path / home))
         result = Assistant().solve(Task(data="sklearn:iris", models=["decision_tree"], n_trials=4, cv_folds=2,
-                                        seed=11, study_name=name))
-        return [t.params for t in studies.load_study(result.study_name).trials]
+                                        seed=11, study_name="seeded"))
+        return [(t.params, t.value) for t in studies.load_study(result.study_name).trials]
 
-    assert configs("seed-a") == configs("seed-b")
+    first = run("a")
+    assert first == run("b")
+    assert len({str(p) for p, _ in first}) == 4
 
 
 def test_a_study_name_is_tied_to_its_task() -> None:
@@ -269,3 +273,16 @@ def test_run_trial_never_raises() -> None:
     assert not bad.ok and bad.evaluation is None and bad.error.startswith("ValueError")
     unknown = run_trial("nope", {}, data.X, data.y, task)
     assert not unknown.ok and "unknown model 'nope'" in unknown.error
+
+
+def test_a_timeout_before_any_trial_finished() -> None:
+    with pytest.raises(StudyError, match="no trial of 'hurried' finished"):
+        Assistant().solve(Task(data="sklearn:iris", models=["knn"], n_trials=3, cv_folds=2, timeout=1e-6,
+                               study_name="hurried"))
+    assert studies.n_finished(studies.load_study("hurried")) == 0
+
+
+def test_a_timeout_stops_the_study_early() -> None:
+    result = Assistant().solve(Task(data="sklearn:iris", models=["knn"], n_trials=500, cv_folds=2, timeout=4))
+    assert 1 <= result.n_trials < 500
+    assert math.isfinite(result.test_score)

@@ -187,7 +187,11 @@ class Assistant:
 def _best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if not complete:
-        errors = [t.user_attrs.get("error", "") for t in study.trials if t.user_attrs.get("error")]
-        first = errors[0] if errors else "no trial ran"
-        raise StudyError(f"all {len(study.trials)} trials of '{study.study_name}' failed; first error: {first}")
+        failed = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))
+                  if not t.user_attrs.get("interrupted")]  # a crash is not the trial's fault
+        if not failed:
+            raise StudyError(f"no trial of '{study.study_name}' finished (is --timeout too short?); "
+                             f"continue it with `hyperpilot resume {study.study_name}`")
+        first = failed[0].user_attrs.get("error", "")
+        raise StudyError(f"all {len(failed)} trials of '{study.study_name}' failed; first error: {first}")
     return study.best_trial
