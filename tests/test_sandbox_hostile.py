@@ -24,6 +24,7 @@ from hyperpilot.task import Task
 from hyperpilot.tools import InProcessExecutor
 from hyperpilot.trainers.code import CUSTOM_CODE, save_program
 
+TEST_LIMITS = Limits(wall_seconds=120, memory_mb=3072, max_processes=32)
 MARK = "876543"
 SECRET = "sk-parent-secret-4242"
 OK = "    return DummyClassifier(strategy='prior')  # reached only if the sandbox let the attack through\n"
@@ -96,10 +97,15 @@ def trial_processes(sandbox: Sandbox) -> list[psutil.Process]:
 
 @pytest.fixture(scope="module")
 def executor() -> Iterator[SandboxExecutor]:
-    sandbox = Sandbox(Limits(wall_seconds=60, memory_mb=3072, max_processes=32))
-    ex = SandboxExecutor(sandbox=sandbox, trial_timeout=4)
+    before = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = "1"  # the worker's OpenMP: no spin-waiting on a shared CPU
+    ex = SandboxExecutor(TEST_LIMITS, trial_timeout=4)  # the process-wide sandbox test_code.py uses too
     yield ex
     ex.close()
+    if before is None:
+        os.environ.pop("OMP_NUM_THREADS", None)
+    else:
+        os.environ["OMP_NUM_THREADS"] = before
 
 
 def _assistant(**kw: Any) -> Assistant:

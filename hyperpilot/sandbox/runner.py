@@ -43,8 +43,10 @@ from hyperpilot.sandbox.result import SandboxResult, explain
 
 DEFAULT_PRELOAD = ("hyperpilot.sandbox.executor", "hyperpilot.trainers", "sklearn.model_selection")
 WORKER = str(Path(__file__).resolve().parent / "worker.py")
-PASS_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "LOKY_MAX_CPU_COUNT", "TZ",
-            "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+# Passed through from this process. Thread settings take effect when the worker starts
+# (the OpenMP/BLAS runtimes read them once, when the worker preloads them).
+PASS_ENV = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "LOKY_MAX_CPU_COUNT",
+            "TZ", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
 WORKER_HEADROOM_MB = 1024  # the worker's own imports, inside the cgroup next to the trial
 REPLY_GRACE_S = 30.0
 MAX_RESULT_BYTES = 8 * MiB
