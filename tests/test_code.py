@@ -132,10 +132,10 @@ def test_code_proposer_repairs_improves_and_exports_the_best_program(executor: S
     code_trials = [t for t in trials if t.user_attrs.get("source") == "code"]
     assert [t.user_attrs["code"] for t in code_trials] == [BROKEN, FIXED, IMPROVED]
     assert [t.state.name for t in code_trials] == ["FAIL", "COMPLETE", "COMPLETE"]
-    failure = code_trials[0].user_attrs["error"]
-    assert failure.startswith("NameError: name 'LogisticRegresion' is not defined")
-    assert "program.py, line 5, in build" in failure
-    assert failure in writer.prompts[1] and BROKEN.strip() in writer.prompts[1]
+    failure, traceback = code_trials[0].user_attrs["error"], code_trials[0].user_attrs["traceback"]
+    assert failure == "NameError: name 'LogisticRegresion' is not defined (at build:5)"
+    assert "program.py, line 5, in build" in traceback and "return LogisticRegresion(" in traceback
+    assert failure in writer.prompts[1] and traceback in writer.prompts[1] and BROKEN.strip() in writer.prompts[1]
     assert "Task: multiclass, metric accuracy" in writer.prompts[0] and "Dataset:" in writer.prompts[0]
     assert proposer.stats["queued"] == 3 and proposer.stats["failed"] == 1 and proposer.stats["succeeded"] == 2
 

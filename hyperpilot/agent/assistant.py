@@ -30,8 +30,9 @@ from hyperpilot.cards import DatasetCard, get_model_card
 from hyperpilot.data import Dataset, check_target, infer_task_type, load_dataset, split
 from hyperpilot.errors import StudyError
 from hyperpilot.report import write_report
+from hyperpilot.sandbox import SandboxExecutor
 from hyperpilot.task import Task
-from hyperpilot.tools import Executor, InProcessExecutor
+from hyperpilot.tools import Executor
 from hyperpilot.trainers import get_trainer
 
 
@@ -79,7 +80,9 @@ class Assistant:
     """Tunes models for a `Task`.
 
     `proposers` add configs besides BO (see `agent.proposer`); `executor` decides where a
-    trial runs (in this process by default); `on_trial` is called after every trial.
+    trial runs (by default a `SandboxExecutor`: each trial in its own isolated process;
+    `InProcessExecutor()` runs trials in this process, for debugging); `on_trial` is called
+    after every trial.
     `llm` is the planner's model (an `LLM` or a spec: "embedded", "none" for pure BO,
     "openai:MODEL", "http://HOST:PORT/v1#MODEL"; default `$HYPERPILOT_LLM`, else "embedded");
     it proposes the initial design and replaces BO's candidate at `llm_rate` of the steps."""
@@ -96,7 +99,7 @@ class Assistant:
         self.llm = resolve_llm(default_spec() if llm is None else llm)
         if self.llm is not None:
             self.proposers.append(LLMProposer(self.llm, rate=DEFAULT_RATE if llm_rate is None else llm_rate))
-        self.executor = executor or InProcessExecutor()
+        self.executor = executor or SandboxExecutor()
         self.on_trial = on_trial
 
     def solve(self, task: Task) -> Result:

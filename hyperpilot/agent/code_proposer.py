@@ -134,7 +134,8 @@ class CodeProposer(Proposer):
                 return self._give_up()
             self._repairs += 1
             self._programs -= 1  # a repair replaces the failed program
-            self._next = REPAIR.format(code=code.strip()[:4000], error=record.error[:1500])
+            detail = str(attrs.get("traceback", "")) or record.error
+            self._next = REPAIR.format(code=code.strip()[:4000], error=f"{record.error}\n{detail}"[:2500])
             return
         self.stats["succeeded"] += 1
         self._repairs = 0

@@ -6,12 +6,14 @@ starts the sandbox worker (it imports pandas, scikit-learn and the trainers once
 
 1. writes (X, y) once per dataset as a pickle into the sandbox's read-only data folder;
 2. for the `custom_code` model, resolves the trial's program in this process
-   (`trainers.code.resolve_program`) and puts it in the run dir as `program.py`;
+   (`trainers.code.resolve_program`) and puts it in the run dir as `program.py`; a
+   trainer registered here but not importable in the sandbox goes as `trainer.pkl`;
 3. runs `evaluate_job` in a fresh trial process — it loads the data, builds the trainer
    and cross-validates — with the executor's limits and the per-trial timeout;
 4. turns the `SandboxResult` into an `Outcome`: the `Evaluation`, or a failed trial whose
-   error is one reason line ("timed out after 30 s", "network access is blocked …")
-   followed by a short traceback summary. It never raises for what a trial does.
+   error is one reason line ("timed out after 30 s", "network access is blocked …",
+   "ValueError: … (at evaluate:12)"); a failed `custom_code` trial also gets the
+   summarised traceback in its `traceback` user_attr. It never raises for what a trial does.
 
 `close()` kills the worker (it also dies with this process).
 """
@@ -19,8 +21,10 @@ starts the sandbox worker (it imports pandas, scikit-learn and the trainers once
 from __future__ import annotations
 
 import dataclasses
+import os
 import pickle
 import secrets
+import sys
 import time
 import weakref
 from pathlib import Path
@@ -28,6 +32,7 @@ from typing import Any
 
 import pandas as pd
 
+from hyperpilot.sandbox import layers
 from hyperpilot.sandbox.limits import Limits
 from hyperpilot.sandbox.result import SandboxResult
 from hyperpilot.sandbox.runner import Sandbox, shared_sandbox, unshare_file
@@ -35,17 +40,40 @@ from hyperpilot.task import Task
 from hyperpilot.tools.train import Outcome
 from hyperpilot.trainers.base import Evaluation
 
-MAX_ERROR_CHARS = 2000
+MAX_ERROR_CHARS = 500
 PROGRAM_FILE = "program.py"
+TRAINER_FILE = "trainer.pkl"
 
 
 def outcome_error(res: SandboxResult) -> str:
-    """One reason line, then (when the job raised) the traceback summary."""
-    if res.kind == "error" and res.traceback:
-        text = res.traceback
-    else:
-        text = res.error + (f"\n{res.traceback}" if res.traceback and res.kind != "timeout" else "")
-    return text[:MAX_ERROR_CHARS]
+    """One line: the reason, in `tools.train.run_trial`'s form when the job raised
+    ("ValueError: ... (at evaluate:12)"), so errors read the same under every executor."""
+    text = f"{res.error} (at {res.where})" if res.kind == "error" and res.where else res.error
+    return " ".join(text.split())[:MAX_ERROR_CHARS]
+
+
+def trainer_bytes(model: str) -> bytes | None:
+    """A trainer registered in this process but not importable in the sandbox (defined in
+    a script, a notebook or a test) travels by value (cloudpickle); hyperpilot's own and
+    installed trainers are imported there by name (None)."""
+    from hyperpilot.trainers import trainers
+
+    trainer = trainers().get(model)
+    module = sys.modules.get(type(trainer).__module__) if trainer is not None else None
+    if trainer is None or module is None or type(trainer).__module__.startswith("hyperpilot."):
+        return None
+    import cloudpickle
+
+    path = os.path.realpath(getattr(module, "__file__", "") or "")
+    visible = bool(path) and any(path.startswith(p + os.sep) for p in layers.python_binds())
+    by_value = not visible and module.__name__ != "__main__"
+    if by_value:
+        cloudpickle.register_pickle_by_value(module)
+    try:
+        return bytes(cloudpickle.dumps(trainer))
+    finally:
+        if by_value:
+            cloudpickle.unregister_pickle_by_value(module)
 
 
 class SandboxExecutor:
@@ -82,19 +110,24 @@ class SandboxExecutor:
             payload: dict[str, Any] = {"model": model, "config": config, "task": task.model_dump(mode="json"),
                                        "data": self.data_path(X, y)}
             files: dict[str, str | bytes] = {}
-            from hyperpilot.trainers.code import CUSTOM_CODE, resolve_program
+            from hyperpilot.trainers.code import CUSTOM_CODE, annotate_trial, resolve_program
 
             if model == CUSTOM_CODE:
                 program = resolve_program(task, config)
                 files[PROGRAM_FILE] = program.code
                 payload["program"] = PROGRAM_FILE
                 payload["code_id"] = program.code_id
+            elif (blob := trainer_bytes(model)) is not None:
+                files[TRAINER_FILE] = blob
+                payload["trainer"] = TRAINER_FILE
             res = self.sandbox.run("hyperpilot.sandbox.executor:evaluate_job", payload, files=files,
                                    timeout=self.timeout_for(task), focus=PROGRAM_FILE)
-        except Exception as e:  # noqa: BLE001 - a trial never raises (SandboxError, a bad program file, ...)
-            return Outcome(None, time.perf_counter() - start, f"{type(e).__name__}: {e}"[:MAX_ERROR_CHARS])
+        except Exception as e:  # noqa: BLE001 - a trial never raises (SandboxError, an unpicklable trainer, ...)
+            return Outcome(None, time.perf_counter() - start, " ".join(f"{type(e).__name__}: {e}".split())[:MAX_ERROR_CHARS])
         seconds = time.perf_counter() - start
         if not res.ok:
+            if model == CUSTOM_CODE and res.traceback:  # the repair loop feeds it back to the code writer
+                annotate_trial(task, config, traceback=res.traceback)
             return Outcome(None, seconds, outcome_error(res))
         try:
             return Outcome(Evaluation(**res.value), seconds)
@@ -138,6 +171,9 @@ def evaluate_job(run_dir: Path, payload: dict[str, Any]) -> dict[str, Any]:
         from hyperpilot.trainers.code import ProgramTrainer
 
         trainer: Any = ProgramTrainer.from_file(run_dir / payload["program"])
+    elif payload.get("trainer"):
+        with open(run_dir / payload["trainer"], "rb") as f:
+            trainer = pickle.load(f)  # noqa: S301 - sent by the parent
     else:
         from hyperpilot.trainers import get_trainer
 

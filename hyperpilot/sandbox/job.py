@@ -43,6 +43,19 @@ def summarise_traceback(exc: BaseException, focus: str | None = None, limit: int
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def where(exc: BaseException, focus: str | None = None) -> str:
+    """`function:line` of the innermost frame (as `tools.train.run_trial` reports it),
+    plus the innermost frame of the `focus` file when that is another one."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return ""
+    out = f"{frames[-1].name}:{frames[-1].lineno}"
+    mine = [f for f in frames if focus and os.path.basename(f.filename) == focus]
+    if mine and mine[-1] is not frames[-1]:
+        out += f", from {focus} line {mine[-1].lineno} in {mine[-1].name}"
+    return out
+
+
 def _error(exc: BaseException, focus: str | None) -> dict[str, Any]:
     message = str(exc).strip().splitlines()
     return {
@@ -50,6 +63,7 @@ def _error(exc: BaseException, focus: str | None) -> dict[str, Any]:
         "error_type": type(exc).__name__,
         "error": (message[0] if message else "")[:500],
         "errno": getattr(exc, "errno", None),
+        "where": where(exc, focus),
         "traceback": summarise_traceback(exc, focus),
     }
 

@@ -26,6 +26,7 @@ class SandboxResult:
     error: str = ""
     kind: str = ""
     traceback: str = ""
+    where: str = ""
     seconds: float = 0.0
     layer: str = ""
     stdout_tail: str = ""

@@ -312,7 +312,8 @@ class Sandbox:
         details = {k: reply.get(k) for k in ("cpu_seconds", "max_rss_kb", "stdout_dropped", "stderr_dropped", "status", "code", "signal")}
         return SandboxResult(
             ok=not kind, value=result.get("value") if result and not kind else None, error=error, kind=kind,
-            traceback=str((result or {}).get("traceback", "")), seconds=seconds, layer=worker.layer,
+            traceback=str((result or {}).get("traceback", "")), where=str((result or {}).get("where", "")),
+            seconds=seconds, layer=worker.layer,
             stdout_tail=_tail(run_dir / "stdout.txt"), stderr_tail=_tail(run_dir / "stderr.txt"),
             leftovers=list(reply.get("leftovers") or []), details=details,
         )

@@ -155,9 +155,9 @@ def resolve_program(task: Task, config: dict[str, Any]) -> Program:
     except HyperpilotError:
         return save_program(task.study_name, BASELINE_PROGRAM)
     ours = [t for t in study.get_trials(deepcopy=False) if t.params.get("model") == CUSTOM_CODE]
-    running = [t for t in ours if t.state == TrialState.RUNNING and _matches(t.params, config)]
-    if running:
-        trial = running[-1]
+    running = _running(ours, config)
+    if running is not None:
+        trial = running
         program = _stored(task.study_name, trial.user_attrs) or _best(task.study_name, ours, study.direction.name)
         store = study._storage  # noqa: SLF001 - a running trial's attrs; Optuna has no public handle here
         store.set_trial_user_attr(trial._trial_id, "code_id", program.code_id)  # noqa: SLF001
@@ -166,6 +166,24 @@ def resolve_program(task: Task, config: dict[str, Any]) -> Program:
     same = [t for t in ours if _matches(t.params, config)]
     return _best(task.study_name, same, study.direction.name) if same and _best_of(same, study.direction.name) \
         else _best(task.study_name, ours, study.direction.name)
+
+
+def _running(trials: list[Any], config: dict[str, Any]) -> Any | None:
+    running = [t for t in trials if t.state == TrialState.RUNNING and _matches(t.params, config)]
+    return running[-1] if running else None
+
+
+def annotate_trial(task: Task, config: dict[str, Any], **attrs: Any) -> None:
+    """Set user_attrs on the running `custom_code` trial of `config` (if there is one)."""
+    from hyperpilot import studies
+
+    try:
+        study = studies.load_study(str(task.study_name))
+    except HyperpilotError:
+        return
+    trial = _running([t for t in study.get_trials(deepcopy=False) if t.params.get("model") == CUSTOM_CODE], config)
+    for key, value in attrs.items() if trial is not None else ():
+        study._storage.set_trial_user_attr(trial._trial_id, key, value)  # noqa: SLF001 - see resolve_program
 
 
 def _matches(params: dict[str, Any], config: dict[str, Any]) -> bool:
