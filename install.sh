@@ -4,6 +4,17 @@
 # CUDA version inside .venv afterwards.
 set -euo pipefail
 cd "$(dirname "$0")"
+# bubblewrap isolates every trial (see README, "Sandbox"). Installed when missing and we are
+# root on a Debian/Ubuntu system; otherwise hyperpilot falls back to weaker layers
+# (`hyperpilot doctor` says which are active).
+if ! command -v bwrap >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    (export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null) \
+      || echo "warning: could not install bubblewrap; trials will run with weaker isolation" >&2
+  else
+    echo "note: bubblewrap (bwrap) is not installed; install it (e.g. 'sudo apt-get install bubblewrap') for full trial isolation" >&2
+  fi
+fi
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
