@@ -14,6 +14,7 @@ from rich.table import Table
 
 from hyperpilot.agent import Assistant, Result, TrialRecord
 from hyperpilot.errors import HyperpilotError
+from hyperpilot.memory.cli import memory_app
 
 app = typer.Typer(
     help="hyperpilot: tune a model on your data. Bayesian optimisation in control, an LLM as adviser.",
@@ -22,12 +23,13 @@ app = typer.Typer(
 )
 studies_app = typer.Typer(help="List and inspect stored studies.", no_args_is_help=True)
 app.add_typer(studies_app, name="studies")
+app.add_typer(memory_app, name="memory")
 console = Console()
 err = Console(stderr=True)
 
 
 def _run(assistant_call: callable[[Assistant], Result], n_total: int, llm: object = None,  # type: ignore[valid-type]
-         llm_rate: Optional[float] = None) -> Result:
+         llm_rate: Optional[float] = None, memory: bool = True) -> Result:
     table = Table("#", "source", "model", "value", "best", "s", "note", title="trials", expand=False)
     with Progress(
         TextColumn("[bold]tuning"), BarColumn(), MofNCompleteColumn(), TextColumn("best {task.fields[best]}"),
@@ -45,7 +47,7 @@ def _run(assistant_call: callable[[Assistant], Result], n_total: int, llm: objec
             )
             table.add_row(str(t.number), t.source, t.model, value, best, f"{t.seconds:.1f}", t.error[:60])
 
-        return assistant_call(Assistant(on_trial=on_trial, llm=llm, llm_rate=llm_rate))  # type: ignore[arg-type]
+        return assistant_call(Assistant(on_trial=on_trial, llm=llm, llm_rate=llm_rate, memory=memory))  # type: ignore[arg-type]
 
 
 def _show(result: Result) -> None:
@@ -72,6 +74,7 @@ def _show_llm(study_name: str) -> None:
 LLM_HELP = ("Planner LLM: embedded (SmolLM2-135M in this process, the default), none (pure BO), "
             "openai:MODEL, or http://HOST:PORT/v1#MODEL (any OpenAI-compatible server; key from "
             "HYPERPILOT_API_KEY or OPENAI_API_KEY).")
+NO_MEMORY_HELP = "Neither warm-start from the trial memory nor add this study to it."
 RATE_HELP = "Share of BO steps the LLM replaces (0-1); default set by benchmark (docs/benchmarks.md)."
 # solve's options -> Task fields, for overriding what a natural-language request says
 _OVERRIDES = {"data": "data", "target": "target", "model": "models", "metric": "metric", "task_type": "task_type",
@@ -102,6 +105,7 @@ def solve(
     study: Optional[str] = typer.Option(None, "--study", help="Study name; an existing name resumes that study. Default: a new name per run."),
     llm: Optional[str] = typer.Option(None, "--llm", envvar="HYPERPILOT_LLM", help=LLM_HELP),
     llm_rate: Optional[float] = typer.Option(None, "--llm-rate", help=RATE_HELP),
+    no_memory: bool = typer.Option(False, "--no-memory", help=NO_MEMORY_HELP),
 ) -> None:
     """Tune MODEL(s) on DATA for METRIC and save the best model with a report."""
     from click.core import ParameterSource
@@ -123,7 +127,8 @@ def solve(
                 data=data, target=target, models=model, metric=metric, task_type=task_type,  # type: ignore[arg-type]
                 n_trials=trials, timeout=timeout, seed=seed, cv_folds=folds, sampler=sampler, study_name=study,
             )
-        _show(_run(lambda a: a.solve(task), task.n_trials, llm=planner_llm or "none", llm_rate=llm_rate))
+        _show(_run(lambda a: a.solve(task), task.n_trials, llm=planner_llm or "none", llm_rate=llm_rate,
+                     memory=not no_memory))
     except HyperpilotError as e:
         _fail(e)
     except ValueError as e:  # pydantic range checks on the options
@@ -136,10 +141,11 @@ def resume(
     trials: Optional[int] = typer.Option(None, "--trials", "-n", help="New total budget; default: the study's own."),
     llm: Optional[str] = typer.Option(None, "--llm", envvar="HYPERPILOT_LLM", help=LLM_HELP),
     llm_rate: Optional[float] = typer.Option(None, "--llm-rate", help=RATE_HELP),
+    no_memory: bool = typer.Option(False, "--no-memory", help=NO_MEMORY_HELP),
 ) -> None:
     """Continue a study by name, e.g. after the process was killed. Completed trials are kept."""
     try:
-        _show(_run(lambda a: a.resume(name, trials), trials or 0, llm=llm, llm_rate=llm_rate))
+        _show(_run(lambda a: a.resume(name, trials), trials or 0, llm=llm, llm_rate=llm_rate, memory=not no_memory))
     except HyperpilotError as e:
         _fail(e)
 
@@ -149,6 +155,7 @@ def demo(
     trials: int = typer.Option(15, "--trials", "-n", help="Trials to run."),
     llm: Optional[str] = typer.Option(None, "--llm", envvar="HYPERPILOT_LLM", help=LLM_HELP),
     llm_rate: Optional[float] = typer.Option(None, "--llm-rate", help=RATE_HELP),
+    no_memory: bool = typer.Option(False, "--no-memory", help=NO_MEMORY_HELP),
 ) -> None:
     """A short solve on scikit-learn's breast-cancer data; needs no arguments."""
     from hyperpilot.task import Task
@@ -156,7 +163,7 @@ def demo(
     console.print("[bold]demo:[/bold] tuning a histogram gradient-boosting classifier on sklearn:breast_cancer (ROC AUC)")
     try:
         task = Task(data="sklearn:breast_cancer", models=["hist_gradient_boosting"], metric="roc_auc", n_trials=trials)
-        _show(_run(lambda a: a.solve(task), trials, llm=llm, llm_rate=llm_rate))
+        _show(_run(lambda a: a.solve(task), trials, llm=llm, llm_rate=llm_rate, memory=not no_memory))
     except HyperpilotError as e:
         _fail(e)
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import joblib
 import optuna
@@ -34,6 +34,9 @@ from hyperpilot.sandbox import SandboxExecutor
 from hyperpilot.task import Task
 from hyperpilot.tools import Executor
 from hyperpilot.trainers import get_trainer
+
+if TYPE_CHECKING:
+    from hyperpilot.memory import Memory, MemoryProposer
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,9 @@ class Assistant:
     after every trial.
     `llm` is the planner's model (an `LLM` or a spec: "embedded", "none" for pure BO,
     "openai:MODEL", "http://HOST:PORT/v1#MODEL"; default `$HYPERPILOT_LLM`, else "embedded");
-    it proposes the initial design and replaces BO's candidate at `llm_rate` of the steps."""
+    it proposes the initial design and replaces BO's candidate at `llm_rate` of the steps.
+    `memory` warm-starts from similar past studies and stores this one (see `hyperpilot.memory`):
+    True (default) for the memory under HYPERPILOT_HOME, a `Memory`, or None/False for none."""
 
     def __init__(
         self,
@@ -94,8 +99,13 @@ class Assistant:
         on_trial: Callable[[TrialRecord], None] | None = None,
         llm: LLM | str | None = None,
         llm_rate: float | None = None,
+        memory: Memory | MemoryProposer | bool | None = True,
     ) -> None:
+        from hyperpilot.memory.proposer import memory_proposer  # here: the memory package imports the agent
+
         self.proposers = list(proposers or [])
+        warm = memory_proposer(memory, self.proposers)  # first: its configs come right after the defaults
+        self.proposers[:0] = [warm] if warm is not None else []
         self.llm = resolve_llm(default_spec() if llm is None else llm)
         if self.llm is not None:
             self.proposers.append(LLMProposer(self.llm, rate=DEFAULT_RATE if llm_rate is None else llm_rate))

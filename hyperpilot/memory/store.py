@@ -17,6 +17,7 @@ that dataset, so an evaluation on wine cannot be warmed by wine's own trials."""
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import zlib
 from collections.abc import Iterable
@@ -108,7 +109,7 @@ class Memory:
                 f"the memory at {path} cannot be opened ({type(e).__name__}: {_first_line(e)}); "
                 "move the folder away to start an empty one"
             ) from e
-        self._client = client
+        self._client, self._path = client, path  # pinned: HYPERPILOT_HOME may change later
         return self
 
     def close(self) -> None:
@@ -150,9 +151,9 @@ class Memory:
         if not entries:
             return
         self._writable()
-        missing = [e.card_text for e in entries if e.card_text not in self._vectors]
+        missing = list(dict.fromkeys(e.card_text for e in entries if e.card_text not in self._vectors))
         if missing:
-            for text, vec in zip(missing, self.embedder.embed(list(dict.fromkeys(missing))), strict=False):
+            for text, vec in zip(missing, self.embedder.embed(missing), strict=True):
                 self._vectors[text] = [float(x) for x in vec]
         self._call(self._studies.upsert, ids=[e.id for e in entries],
                    embeddings=[self._vectors[e.card_text] for e in entries],
@@ -193,7 +194,9 @@ class Memory:
 
     # ------------------------------------------------------------------ reading
     def count(self) -> tuple[int, int]:
-        """(study records, trial records)."""
+        """(study records, trial records); (0, 0) for a memory that does not exist yet."""
+        if self._client is None and not self.exists():
+            return 0, 0
         self.open()
         return int(self._call(self._studies.count)), int(self._call(self._trials.count))
 
@@ -205,12 +208,18 @@ class Memory:
         return _study_from(got["metadatas"][0], got["documents"][0])
 
     def studies(self, where: dict[str, Any] | None = None) -> list[StudyEntry]:
+        """Every study record (matching a chromadb `where` filter), oldest first."""
+        if self._client is None and not self.exists():
+            return []
         self.open()
         got = self._call(self._studies.get, where=where, include=["metadatas", "documents"])
         entries = [_study_from(m, d) for m, d in zip(got["metadatas"], got["documents"], strict=False)]
         return sorted(entries, key=lambda s: s.created)
 
     def trials(self, study_id: str) -> list[TrialEntry]:
+        """The trials of one study record, by number."""
+        if self._client is None and not self.exists():
+            return []
         self.open()
         got = self._call(self._trials.get, where={"study_id": study_id}, include=["metadatas"])
         return sorted((TrialEntry.model_validate_json(m["json"]) for m in got["metadatas"]), key=lambda t: t.number)
@@ -293,7 +302,7 @@ def _study_meta(e: StudyEntry) -> dict[str, Any]:
 
 
 def _study_from(meta: dict[str, Any], document: str | None) -> StudyEntry:
-    return StudyEntry.model_validate_json(meta["json"]).model_copy(update={"card_text": document or ""})
+    return StudyEntry.model_validate({**json.loads(meta["json"]), "card_text": document or ""})
 
 
 def _trial_meta(t: TrialEntry) -> dict[str, Any]:
