@@ -29,7 +29,7 @@ err = Console(stderr=True)
 
 
 def _run(assistant_call: callable[[Assistant], Result], n_total: int, llm: object = None,  # type: ignore[valid-type]
-         llm_rate: Optional[float] = None, memory: bool = True) -> Result:
+         llm_rate: Optional[float] = None, memory: bool = True, executor: object = None) -> Result:
     table = Table("#", "source", "model", "value", "best", "s", "note", title="trials", expand=False)
     with Progress(
         TextColumn("[bold]tuning"), BarColumn(), MofNCompleteColumn(), TextColumn("best {task.fields[best]}"),
@@ -47,7 +47,9 @@ def _run(assistant_call: callable[[Assistant], Result], n_total: int, llm: objec
             )
             table.add_row(str(t.number), t.source, t.model, value, best, f"{t.seconds:.1f}", t.error[:60])
 
-        return assistant_call(Assistant(on_trial=on_trial, llm=llm, llm_rate=llm_rate, memory=memory))  # type: ignore[arg-type]
+        assistant = Assistant(on_trial=on_trial, llm=llm, llm_rate=llm_rate, memory=memory,  # type: ignore[arg-type]
+                              executor=executor)  # type: ignore[arg-type]
+        return assistant_call(assistant)
 
 
 def _show(result: Result) -> None:
@@ -75,11 +77,28 @@ LLM_HELP = ("Planner LLM: embedded (SmolLM2-135M in this process, the default), 
             "openai:MODEL, or http://HOST:PORT/v1#MODEL (any OpenAI-compatible server; key from "
             "HYPERPILOT_API_KEY or OPENAI_API_KEY).")
 NO_MEMORY_HELP = "Neither warm-start from the trial memory nor add this study to it."
+NO_SANDBOX_HELP = "Debugging only: run trials in this process, without isolation, limits or timeout."
+TRIAL_TIMEOUT_HELP = "Seconds one trial may run; a slower trial is killed (whole process tree) and recorded as failed."
 RATE_HELP = "Share of BO steps the LLM replaces (0-1); default set by benchmark (docs/benchmarks.md)."
 # solve's options -> Task fields, for overriding what a natural-language request says
 _OVERRIDES = {"data": "data", "target": "target", "model": "models", "metric": "metric", "task_type": "task_type",
               "trials": "n_trials", "timeout": "timeout", "seed": "seed", "folds": "cv_folds", "sampler": "sampler",
               "study": "study_name"}
+
+
+def _executor(no_sandbox: bool, trial_timeout: Optional[float]) -> object:
+    """The trial executor for the CLI: the sandbox, or (loudly) none."""
+    from hyperpilot.sandbox import SandboxExecutor
+    from hyperpilot.tools import InProcessExecutor
+
+    if trial_timeout is not None and trial_timeout <= 0:
+        raise HyperpilotError(f"--trial-timeout must be > 0 seconds, got {trial_timeout:g}")
+    if no_sandbox:
+        err.print("[bold red]WARNING: the sandbox is OFF (--no-sandbox)[/bold red]: trials run inside this process "
+                  "with its environment and files, no resource caps" + (" and no --trial-timeout" if trial_timeout else "")
+                  + "; custom_code programs still run sandboxed. Use this for debugging only.", soft_wrap=True)
+        return InProcessExecutor()
+    return SandboxExecutor(trial_timeout=trial_timeout)
 
 
 def _fail(e: HyperpilotError) -> None:
@@ -106,6 +125,8 @@ def solve(
     llm: Optional[str] = typer.Option(None, "--llm", envvar="HYPERPILOT_LLM", help=LLM_HELP),
     llm_rate: Optional[float] = typer.Option(None, "--llm-rate", help=RATE_HELP),
     no_memory: bool = typer.Option(False, "--no-memory", help=NO_MEMORY_HELP),
+    trial_timeout: Optional[float] = typer.Option(None, "--trial-timeout", help=TRIAL_TIMEOUT_HELP),
+    no_sandbox: bool = typer.Option(False, "--no-sandbox", help=NO_SANDBOX_HELP),
 ) -> None:
     """Tune MODEL(s) on DATA for METRIC and save the best model with a report."""
     from click.core import ParameterSource
@@ -128,7 +149,7 @@ def solve(
                 n_trials=trials, timeout=timeout, seed=seed, cv_folds=folds, sampler=sampler, study_name=study,
             )
         _show(_run(lambda a: a.solve(task), task.n_trials, llm=planner_llm or "none", llm_rate=llm_rate,
-                     memory=not no_memory))
+                     memory=not no_memory, executor=_executor(no_sandbox, trial_timeout)))
     except HyperpilotError as e:
         _fail(e)
     except ValueError as e:  # pydantic range checks on the options
@@ -142,10 +163,13 @@ def resume(
     llm: Optional[str] = typer.Option(None, "--llm", envvar="HYPERPILOT_LLM", help=LLM_HELP),
     llm_rate: Optional[float] = typer.Option(None, "--llm-rate", help=RATE_HELP),
     no_memory: bool = typer.Option(False, "--no-memory", help=NO_MEMORY_HELP),
+    trial_timeout: Optional[float] = typer.Option(None, "--trial-timeout", help=TRIAL_TIMEOUT_HELP),
+    no_sandbox: bool = typer.Option(False, "--no-sandbox", help=NO_SANDBOX_HELP),
 ) -> None:
     """Continue a study by name, e.g. after the process was killed. Completed trials are kept."""
     try:
-        _show(_run(lambda a: a.resume(name, trials), trials or 0, llm=llm, llm_rate=llm_rate, memory=not no_memory))
+        _show(_run(lambda a: a.resume(name, trials), trials or 0, llm=llm, llm_rate=llm_rate, memory=not no_memory,
+                   executor=_executor(no_sandbox, trial_timeout)))
     except HyperpilotError as e:
         _fail(e)
 
@@ -156,6 +180,8 @@ def demo(
     llm: Optional[str] = typer.Option(None, "--llm", envvar="HYPERPILOT_LLM", help=LLM_HELP),
     llm_rate: Optional[float] = typer.Option(None, "--llm-rate", help=RATE_HELP),
     no_memory: bool = typer.Option(False, "--no-memory", help=NO_MEMORY_HELP),
+    trial_timeout: Optional[float] = typer.Option(None, "--trial-timeout", help=TRIAL_TIMEOUT_HELP),
+    no_sandbox: bool = typer.Option(False, "--no-sandbox", help=NO_SANDBOX_HELP),
 ) -> None:
     """A short solve on scikit-learn's breast-cancer data; needs no arguments."""
     from hyperpilot.task import Task
@@ -163,9 +189,21 @@ def demo(
     console.print("[bold]demo:[/bold] tuning a histogram gradient-boosting classifier on sklearn:breast_cancer (ROC AUC)")
     try:
         task = Task(data="sklearn:breast_cancer", models=["hist_gradient_boosting"], metric="roc_auc", n_trials=trials)
-        _show(_run(lambda a: a.solve(task), trials, llm=llm, llm_rate=llm_rate, memory=not no_memory))
+        _show(_run(lambda a: a.solve(task), trials, llm=llm, llm_rate=llm_rate, memory=not no_memory,
+                   executor=_executor(no_sandbox, trial_timeout)))
     except HyperpilotError as e:
         _fail(e)
+
+
+@app.command()
+def doctor() -> None:
+    """Which sandbox layers are active on this machine, and what is missing."""
+    from hyperpilot.sandbox import layers
+
+    table = Table("layer", "active", "detail", title="sandbox", expand=False)
+    for check in layers.doctor():
+        table.add_row(check.name, "[green]yes[/green]" if check.active else "[red]no[/red]", escape(check.detail))
+    console.print(table)
 
 
 @app.command()
