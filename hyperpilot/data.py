@@ -89,6 +89,8 @@ def check_target(y: pd.Series, task_type: TaskType, ref: str) -> None:
                 f"target '{y.name}' of '{ref}' is not numeric ({y.dtype}), so it cannot be "
                 "regressed; use --task binary or multiclass"
             )
+        if y.nunique() < 2:
+            raise DataError(f"target '{y.name}' of '{ref}' has a single value ({y.iloc[0]!r}); there is nothing to predict")
         return
     counts = y.value_counts()
     if len(counts) < 2:

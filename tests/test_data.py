@@ -260,6 +260,11 @@ def test_non_numeric_target_for_regression() -> None:
         check_target(y, "regression", "x.csv")
 
 
+def test_constant_target_for_regression() -> None:
+    with pytest.raises(DataError, match="has a single value"):
+        check_target(pd.Series([3.5] * 20, name="y"), "regression", "x.csv")
+
+
 def test_too_many_classes_for_binary() -> None:
     with pytest.raises(DataError, match="use --task multiclass"):
         check_target(pd.Series(["a", "b", "c"] * 10, name="y"), "binary", "x.csv")

@@ -92,9 +92,16 @@ def test_trainer_contract(name: str, task_type: str, datasets: dict[str, Dataset
         assert np.issubdtype(pred.dtype, np.floating) and np.all(np.isfinite(pred))
     else:
         assert set(pred) <= set(y_train)  # original (string) labels, not codes
-        proba = model.predict_proba(X_test)
-        assert proba.shape == (len(X_test), y_train.nunique())
-        assert np.allclose(proba.sum(axis=1), 1.0)
+        if hasattr(model.pipeline, "predict_proba"):
+            proba = model.predict_proba(X_test)
+            assert proba.shape == (len(X_test), y_train.nunique())
+            assert np.allclose(proba.sum(axis=1), 1.0)
+        else:  # a plain SVC: a clear error, not an AttributeError
+            with pytest.raises(TaskError, match="no probabilities"):
+                model.predict_proba(X_test)
+    if task_type == "regression":
+        with pytest.raises(TaskError, match="no probabilities"):
+            model.predict_proba(X_test)
     score = trainer.score(model, X_test, y_test, task)
     assert np.isfinite(score)
     # a column order that differs from training does not matter: the model selects its features
@@ -220,3 +227,14 @@ def test_register_a_new_trainer_with_its_own_card(monkeypatch: pytest.MonkeyPatc
     assert get_model_card("constant", "binary") is card  # solve can look it up by name
     with pytest.raises(TaskError, match="does not do regression"):
         get_model_card("constant", "regression")
+
+
+@pytest.mark.parametrize(("task_type", "metric"), [("binary", "log_loss"), ("multiclass", "roc_auc")])
+def test_svm_tuned_for_a_probability_metric_predicts_probabilities(task_type: str, metric: str, datasets: dict[str, Dataset]) -> None:
+    trainer = get_trainer("svm")
+    data = datasets[task_type]
+    task = _task(task_type, metric=metric)
+    model = trainer.fit(trainer.card.default_config(), data.X, data.y, task)
+    proba = model.predict_proba(data.X.head(7))
+    assert proba.shape == (7, data.y.nunique()) and np.allclose(proba.sum(axis=1), 1.0)
+    assert np.isfinite(trainer.score(model, data.X, data.y, task))

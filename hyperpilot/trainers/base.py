@@ -47,6 +47,12 @@ class FittedModel:
         return np.asarray(self.classes)[np.asarray(pred, dtype=int)]
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """Class probabilities, columns in the order of `classes`."""
+        if self.classes is None or not hasattr(self.pipeline, "predict_proba"):
+            raise TaskError(
+                "this model gives no probabilities (a regressor, or an SVM tuned for a label metric); "
+                "tune with metric log_loss to get a calibrated one"
+            )
         return np.asarray(self.pipeline.predict_proba(X[self.features]))
 
 

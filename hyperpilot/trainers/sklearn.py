@@ -115,11 +115,9 @@ class SklearnTrainer(Trainer):
     def fit(self, config: dict[str, Any], X: pd.DataFrame, y: pd.Series, task: Task) -> FittedModel:
         y_enc, classes = _encode(y, task)
         pipe = self.pipeline(config, X, task)
-        if isinstance(pipe.named_steps["model"], svm.SVC):
-            # the final model gives probabilities too (predictions stay the SVC's own)
-            pipe.set_params(model__probability=True)
-        with warnings.catch_warnings():
+        with warnings.catch_warnings():  # the same warnings as evaluate() silences
             warnings.simplefilter("ignore", ConvergenceWarning)
+            warnings.simplefilter("ignore", UserWarning)
             pipe = pipe.fit(X, y_enc)
         return FittedModel(pipe, classes, [str(c) for c in X.columns])
 
