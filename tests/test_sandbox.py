@@ -163,3 +163,20 @@ def test_gpu_is_passed_through() -> None:
         res = run(sb, "import os, glob\nRESULT = [os.environ['CUDA_VISIBLE_DEVICES'], sorted(glob.glob('/dev/nvidia*'))]")
     assert res.ok, res.error
     assert res.value[0] == str(gpus[0]) and f"/dev/nvidia{gpus[0]}" in res.value[1]
+
+
+def test_cli_doctor_trial_timeout_and_a_loud_no_sandbox() -> None:
+    from typer.testing import CliRunner
+
+    from hyperpilot.cli import app
+
+    env = {"HYPERPILOT_LLM": "none", "COLUMNS": "240", "OMP_NUM_THREADS": "1"}
+    runner = CliRunner()
+    doctor = runner.invoke(app, ["doctor"], env=env)
+    assert doctor.exit_code == 0 and "layer in use" in doctor.output and "bubblewrap" in doctor.output
+    base = ["solve", "--data", "sklearn:iris", "--model", "decision_tree", "--trials", "2", "--folds", "2", "--no-memory"]
+    bad = runner.invoke(app, [*base, "--trial-timeout", "0"], env=env)
+    assert bad.exit_code == 2 and "--trial-timeout must be > 0 seconds" in bad.output
+    off = runner.invoke(app, [*base, "--no-sandbox"], env=env)
+    assert off.exit_code == 0, off.output
+    assert "WARNING: the sandbox is OFF (--no-sandbox)" in off.output

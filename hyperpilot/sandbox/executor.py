@@ -162,6 +162,23 @@ class SandboxExecutor:
             self._sandbox.close()
 
 
+def warmup() -> None:
+    """Run once in the worker, before it forks trials: fills what scikit-learn and pandas
+    load lazily on first use (narwhals, pyarrow's pandas bridge, scorers, the trainers'
+    pipelines), so no trial pays for it. Uses no OpenMP model: GNU OpenMP is not fork-safe
+    once its thread pool has started."""
+    import numpy as np
+
+    from hyperpilot.cards import get_model_card
+    from hyperpilot.trainers import get_trainer
+
+    X = pd.DataFrame({"a": np.arange(40, dtype=float), "b": ["x", "y", "z", "w"] * 10})
+    y = pd.Series([0, 1] * 20)
+    task = Task(data="warmup", task_type="binary", metric="roc_auc", cv_folds=2).resolved("binary")
+    for model in ("logistic_regression", "decision_tree"):
+        get_trainer(model).evaluate(get_model_card(model).default_config(), X, y, task)
+
+
 def evaluate_job(run_dir: Path, payload: dict[str, Any]) -> dict[str, Any]:
     """In the trial process: load the data, cross-validate the config, return the evaluation."""
     with open(payload["data"], "rb") as f:

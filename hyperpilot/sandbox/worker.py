@@ -7,8 +7,9 @@ inside whatever isolation layers are active):
 1. Become a child subreaper (every orphan of a trial is re-parented to the worker, so
    `setsid` escapees stay findable), make itself non-dumpable (a trial cannot ptrace it
    or read its /proc files), optionally die with its parent.
-2. Import the preload modules once (pandas, scikit-learn, hyperpilot's trainers), so a
-   trial starts in milliseconds instead of seconds; then say `{"ready": true}`.
+2. Import the preload modules once (pandas, scikit-learn, hyperpilot's trainers) and run
+   the optional warm-up function (first-use caches), so a trial starts in milliseconds
+   instead of seconds; then say `{"ready": true}`.
 3. For every request line `{"run_dir", "timeout", "rlimits", "env", "log_cap"}` on the
    control pipe: fork a child that starts a new session, sets the rlimits, the minimal
    environment and the run dir, and runs `job.run_job(run_dir)`, which writes
@@ -336,6 +337,12 @@ def main(argv: list[str]) -> int:
     except BaseException as e:  # noqa: BLE001 - tell the parent why the worker cannot start
         send({"ready": False, "error": f"{type(e).__name__}: {e}"})
         return 1
+    if "--warmup" in argv:
+        module, _, name = argv[argv.index("--warmup") + 1].partition(":")
+        try:
+            getattr(importlib.import_module(module), name)()
+        except Exception:  # noqa: BLE001 - a failed warm-up only costs speed
+            traceback.print_exc()
     _prctl(PR_SET_DUMPABLE, 0)
     send({"ready": True, "pid": os.getpid()})
     ctl = [ctl_in.fileno(), ctl_out.fileno()]

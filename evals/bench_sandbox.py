@@ -1,0 +1,143 @@
+"""Sandbox benchmarks (docs/benchmarks.md, "Sandbox").
+
+1. Per-trial overhead: the same trainer and config, cross-validated by `InProcessExecutor`
+   (no sandbox) and by `SandboxExecutor` in each available layer, interleaved round by
+   round so that machine noise hits all alike. Overhead = median(sandboxed) − median(in
+   process). The worker's one-off start (imports) is reported apart.
+2. Runner overhead alone: a no-op job through `Sandbox.run` per layer.
+3. Parallel workers: a scikit-learn fit with n_jobs=2 (loky processes), timed inside a
+   fresh bwrap-sandboxed trial process and inside a fresh plain subprocess, alternated;
+   ratio of medians (1.0 = unsandboxed speed). Both include starting the loky workers.
+
+Run: `nice -n 10 .venv/bin/python -m evals.bench_sandbox [--rounds N] [--json out.json]`
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+from hyperpilot.cards import get_model_card
+from hyperpilot.data import load_dataset
+from hyperpilot.sandbox import Limits, Sandbox, SandboxExecutor, layers
+from hyperpilot.task import Task
+from hyperpilot.tools import InProcessExecutor
+
+PARALLEL_FIT = """
+from sklearn.datasets import make_classification
+from sklearn.ensemble import RandomForestClassifier
+import time
+X, y = make_classification(n_samples=4000, n_features=30, random_state=0)
+start = time.perf_counter()
+RandomForestClassifier(n_estimators=200, n_jobs=2, random_state=0).fit(X, y)
+RESULT = time.perf_counter() - start
+"""
+
+
+def _available() -> list[str]:
+    out = []
+    if layers.bwrap_status()[0]:
+        out.append("bwrap")
+    if layers.unshare_status()[0]:
+        out.append("unshare")
+    return out + ["plain"]
+
+
+def per_trial(rounds: int, model: str, data: str) -> dict[str, Any]:
+    d = load_dataset(data)
+    task = Task(data=data, models=[model], cv_folds=5).resolved("binary")
+    config = get_model_card(model).default_config()
+    executors: dict[str, Any] = {"in_process": InProcessExecutor()}
+    startup: dict[str, float] = {}
+    for layer in _available():
+        ex = SandboxExecutor(sandbox=Sandbox(Limits(), layer))
+        start = time.perf_counter()
+        ex.run(model, config, d.X, d.y, task)  # starts the worker: imports, once per worker
+        startup[layer] = time.perf_counter() - start
+        executors[layer] = ex
+    times: dict[str, list[float]] = {k: [] for k in executors}
+    values: dict[str, float] = {}
+    for _ in range(rounds):
+        for name, ex in executors.items():
+            start = time.perf_counter()
+            out = ex.run(model, config, d.X, d.y, task)
+            times[name].append(time.perf_counter() - start)
+            if out.evaluation is None:
+                raise RuntimeError(f"{name}: {out.error}")
+            values[name] = out.evaluation.value
+    for ex in executors.values():
+        if isinstance(ex, SandboxExecutor):
+            ex.close()
+    base = statistics.median(times["in_process"])
+    return {
+        "model": model, "data": data, "rounds": rounds,
+        "median_s": {k: round(statistics.median(v), 4) for k, v in times.items()},
+        "overhead_ms": {k: round((statistics.median(v) - base) * 1000, 1) for k, v in times.items() if k != "in_process"},
+        "worker_start_s": {k: round(v, 2) for k, v in startup.items()},
+        "same_value": len({round(v, 12) for v in values.values()}) == 1,
+    }
+
+
+def noop(rounds: int) -> dict[str, float]:
+    out = {}
+    for layer in _available():
+        with Sandbox(Limits(), layer, preload=()) as sb:
+            sb.run("hyperpilot.sandbox.job:exec_file", {"file": "p.py"}, files={"p.py": "RESULT = 1"})
+            samples = []
+            for _ in range(rounds):
+                start = time.perf_counter()
+                res = sb.run("hyperpilot.sandbox.job:exec_file", {"file": "p.py"}, files={"p.py": "RESULT = 1"})
+                samples.append(time.perf_counter() - start)
+                if not res.ok:
+                    raise RuntimeError(res.error)
+            out[layer] = round(statistics.median(samples) * 1000, 1)
+    return out
+
+
+def parallel(rounds: int) -> dict[str, Any]:
+    inside, outside = [], []
+    with Sandbox(Limits(), "bwrap" if layers.bwrap_status()[0] else None, preload=("sklearn.ensemble",)) as sb:
+        for _ in range(rounds):
+            res = sb.run("hyperpilot.sandbox.job:exec_file", {"file": "fit.py"}, files={"fit.py": PARALLEL_FIT})
+            if not res.ok:
+                raise RuntimeError(res.error)
+            inside.append(float(res.value))
+            done = subprocess.run([sys.executable, "-c", PARALLEL_FIT + "\nprint(RESULT)"], capture_output=True,
+                                  text=True, check=True)
+            outside.append(float(done.stdout.split()[-1]))
+        layer = sb.layer
+    return {"layer": layer, "rounds": rounds, "inside_s": [round(v, 3) for v in inside],
+            "outside_s": [round(v, 3) for v in outside],
+            "ratio_inside_over_outside": round(statistics.median(inside) / statistics.median(outside), 3)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--model", default="logistic_regression")
+    parser.add_argument("--data", default="sklearn:breast_cancer")
+    parser.add_argument("--json", default=None, help="write the results here too")
+    args = parser.parse_args()
+    result = {
+        "machine": f"{platform.node()} {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} at start",
+        "per_trial": per_trial(args.rounds, args.model, args.data),
+        "noop_job_ms": noop(args.rounds),
+        "parallel_fit": parallel(max(3, args.rounds // 3)),
+    }
+    result["load_at_end"] = round(os.getloadavg()[0], 1)
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.json:
+        with open(args.json, "w") as f:
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
