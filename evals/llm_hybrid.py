@@ -36,8 +36,7 @@ from evals.runner import RESULTS, load_rows, run_cells
 from evals.scoring import normalised_scores
 
 PROBLEMS = ["bm-iris-knn-accuracy", "bm-wine-decision_tree-accuracy", "bm-breast_cancer-svm-accuracy",
-            "bm-breast_cancer-logistic_regression-accuracy", "bm-diabetes-ridge-mse", "bm-diabetes-decision_tree-mse",
-            "bm-wine-svm-accuracy", "bm-digits-decision_tree-accuracy"]
+            "bm-breast_cancer-logistic_regression-accuracy", "bm-diabetes-ridge-mse", "bm-diabetes-decision_tree-mse"]
 OUT = RESULTS / "llm_hybrid.jsonl"
 PLANNER_OUT = RESULTS / "llm_hybrid_planner.jsonl"
 
@@ -91,6 +90,7 @@ def methods(rates: list[float]) -> list[Method]:
 
 def report(rows: list[dict[str, Any]]) -> str:
     """Leaderboard, per-problem scores, per-seed wins against BO alone, planner overhead."""
+    rows = [r for r in rows if r["problem"] in PROBLEMS]
     out = [leaderboard_markdown(rows, f"LLM hybrid, {len({r['problem'] for r in rows})} problems, budget 30"), "",
            detail_markdown(rows), ""]
     scores = normalised_scores(rows, budgets=(30,))

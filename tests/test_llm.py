@@ -127,7 +127,6 @@ def test_specs_resolve_to_backends() -> None:
     assert isinstance(resolve_llm("scripted"), ScriptedLLM)
     llm = resolve_llm("http://127.0.0.1:8000/v1#qwen")
     assert isinstance(llm, OpenAICompatLLM) and llm.model == "qwen" and llm.base_url == "http://127.0.0.1:8000/v1"
-    assert isinstance(resolve_llm("openai:gpt-4o-mini"), OpenAICompatLLM)
     same = ScriptedLLM()
     assert resolve_llm(same) is same
 
@@ -144,7 +143,11 @@ def test_openai_without_a_key_says_which_variable(monkeypatch: pytest.MonkeyPatc
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("HYPERPILOT_API_KEY", raising=False)
     with pytest.raises(LLMUnavailable, match="OPENAI_API_KEY"):
+        resolve_llm("openai:gpt-4o-mini")
+    with pytest.raises(LLMUnavailable, match="OPENAI_API_KEY"):
         OpenAICompatLLM("gpt-4o-mini").chat([{"role": "user", "content": "x"}])
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    assert isinstance(resolve_llm("openai:gpt-4o-mini"), OpenAICompatLLM)
 
 
 def test_embedded_without_llama_cpp_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:

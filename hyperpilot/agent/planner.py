@@ -30,7 +30,7 @@ from hyperpilot.space import CategoricalParam, FloatParam
 
 T = TypeVar("T")
 GRID_POINTS = 6
-REASON = (str, Field(max_length=120, description="one short sentence"))
+REASON = (str, Field(max_length=80, description="one short sentence"))
 
 
 class Example(BaseModel):

@@ -48,6 +48,8 @@ def _http(spec: str) -> LLM:
 def _openai(model: str) -> LLM:
     if not model:
         raise LLMError("--llm openai: names no model; e.g. openai:gpt-4o-mini")
+    if not (os.environ.get("HYPERPILOT_API_KEY") or os.environ.get("OPENAI_API_KEY")):
+        raise LLMUnavailable(f"--llm openai:{model} needs a key: set OPENAI_API_KEY or HYPERPILOT_API_KEY")
     return OpenAICompatLLM(model=model)
 
 

