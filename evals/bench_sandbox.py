@@ -9,6 +9,12 @@
    fresh bwrap-sandboxed trial process and inside a fresh plain subprocess, alternated;
    ratio of medians (1.0 = unsandboxed speed). Both include starting the loky workers.
 
+4. `--gpu-check`: on a machine with an NVIDIA GPU, run a probe (device nodes,
+   CUDA_VISIBLE_DEVICES, nvidia-smi, a torch matmul when torch is installed, network) in
+   every layer with and without a GPU given, plus a timeout with a setsid escapee. It
+   imports only the sandbox modules (standard library), so any python3 can run it:
+   `python3 evals/bench_sandbox.py --gpu-check`.
+
 Run: `nice -n 10 .venv/bin/python -m evals.bench_sandbox [--rounds N] [--json out.json]`
 """
 
@@ -24,11 +30,12 @@ import sys
 import time
 from typing import Any
 
-from hyperpilot.cards import get_model_card
-from hyperpilot.data import load_dataset
-from hyperpilot.sandbox import Limits, Sandbox, SandboxExecutor, layers
-from hyperpilot.task import Task
-from hyperpilot.tools import InProcessExecutor
+if "--gpu-check" not in sys.argv:
+    from hyperpilot.cards import get_model_card
+    from hyperpilot.data import load_dataset
+    from hyperpilot.sandbox import Limits, Sandbox, SandboxExecutor, layers
+    from hyperpilot.task import Task
+    from hyperpilot.tools import InProcessExecutor
 
 PARALLEL_FIT = """
 from sklearn.datasets import make_classification
@@ -118,7 +125,67 @@ def parallel(rounds: int) -> dict[str, Any]:
             "ratio_inside_over_outside": round(statistics.median(inside) / statistics.median(outside), 3)}
 
 
+GPU_PROBE = r"""
+import os, glob, subprocess
+info = {"cvd": os.environ.get("CUDA_VISIBLE_DEVICES"), "dev": sorted(glob.glob("/dev/nvidia*")), "uid": os.getuid()}
+try:
+    info["smi"] = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=60).stdout.strip()[:80]
+except Exception as e:
+    info["smi"] = repr(e)
+try:
+    import torch
+    info["cuda"] = torch.cuda.is_available()
+    if info["cuda"]:
+        a = torch.randn(512, 512, device="cuda")
+        info["matmul"] = bool(float((a @ a).abs().sum().item()) > 0)
+except Exception as e:
+    info["torch"] = repr(e)
+try:
+    import socket
+    socket.create_connection(("1.1.1.1", 53), timeout=2)
+    info["net"] = "OPEN"
+except Exception as e:
+    info["net"] = repr(e)
+RESULT = info
+"""
+
+
+def gpu_check() -> dict[str, Any]:
+    """The GPU probe in every layer; loads hyperpilot.sandbox without hyperpilot's
+    dependencies (the package __init__ files are skipped)."""
+    import types
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for name, path in (("hyperpilot", "hyperpilot"), ("hyperpilot.sandbox", "hyperpilot/sandbox")):
+        module = types.ModuleType(name)
+        module.__path__ = [os.path.join(repo, path)]
+        module.__file__ = os.path.join(repo, path, "__init__.py")
+        sys.modules.setdefault(name, module)
+    from hyperpilot.sandbox import layers as lay
+    from hyperpilot.sandbox.limits import Limits as Lim
+    from hyperpilot.sandbox.runner import Sandbox as Sbx
+
+    out: dict[str, Any] = {"doctor": [(c.name, c.active, c.detail) for c in lay.doctor()]}
+    gpus = lay.gpu_indices()[:1]
+    for layer in ("bwrap", "unshare", "plain"):
+        for given in ([tuple(gpus)] if gpus else []) + [None]:
+            key = f"{layer}, gpus={list(given) if given else None}"
+            try:
+                with Sbx(Lim(wall_seconds=120, gpus=given), layer, preload=()) as sb:
+                    res = sb.run("hyperpilot.sandbox.job:exec_file", {"file": "p.py"}, files={"p.py": GPU_PROBE})
+                    escape = "import os\nif os.fork() == 0:\n    os.setsid()\n    os.execvp('sleep', ['sleep', '765432'])\nwhile True: pass"
+                    timed = sb.run("hyperpilot.sandbox.job:exec_file", {"file": "p.py"}, files={"p.py": escape}, timeout=2)
+                out[key] = {"probe": res.value if res.ok else res.error, "timeout": timed.error[:40]}
+            except Exception as e:  # noqa: BLE001 - a layer that does not work here is a result too
+                out[key] = repr(e)
+    out["survivors"] = subprocess.run(["pgrep", "-f", "sleep 765432"], capture_output=True, text=True).stdout.split()
+    return out
+
+
 def main() -> None:
+    if "--gpu-check" in sys.argv:
+        print(json.dumps(gpu_check(), indent=1, default=str))
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--model", default="logistic_regression")

@@ -153,7 +153,7 @@ def command(layer: str, *, python: list[str], runs: Path, data: Path, env: dict[
     """The argv that starts `python` (the worker command) inside `layer`."""
     if layer == "bwrap":
         _, userns, _ = bwrap_status()
-        args = ["bwrap", "--die-with-parent", "--new-session", "--unshare-all"]
+        args = [shutil.which("bwrap") or "bwrap", "--die-with-parent", "--new-session", "--unshare-all"]
         if userns:
             args += ["--unshare-user", "--uid", "65534", "--gid", "65534", "--disable-userns"]
         args += ["--cap-drop", "ALL", *_system_args()]
