@@ -203,8 +203,10 @@ class SearchSpace(BaseModel):
         """Each param's default, or the middle of its range where it has none."""
         out: dict[str, Any] = {}
         for p in self.params:
-            if p.default is not None or isinstance(p, CategoricalParam):
-                out[p.name] = p.default if p.default is not None else p.choices[0]
+            if p.default is not None:
+                out[p.name] = p.default
+            elif isinstance(p, CategoricalParam):
+                out[p.name] = p.choices[0]
             elif p.log:
                 out[p.name] = p.cast(math.sqrt(p.low * p.high))
             else:

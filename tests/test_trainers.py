@@ -238,3 +238,12 @@ def test_svm_tuned_for_a_probability_metric_predicts_probabilities(task_type: st
     proba = model.predict_proba(data.X.head(7))
     assert proba.shape == (7, data.y.nunique()) and np.allclose(proba.sum(axis=1), 1.0)
     assert np.isfinite(trainer.score(model, data.X, data.y, task))
+
+
+def test_an_unresolved_task_is_a_task_error(datasets: dict[str, Dataset]) -> None:
+    trainer = get_trainer("knn")
+    data = datasets["binary"]
+    with pytest.raises(TaskError, match="no task type yet"):
+        trainer.evaluate(trainer.card.default_config(), data.X, data.y, Task(data="x", metric="accuracy"))
+    with pytest.raises(TaskError, match="no metric yet"):
+        trainer.evaluate(trainer.card.default_config(), data.X, data.y, Task(data="x", task_type="binary"))

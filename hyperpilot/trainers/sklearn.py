@@ -26,7 +26,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from hyperpilot.cards.model import get_model_card
 from hyperpilot.errors import TaskError
-from hyperpilot.metrics import get_metric
+from hyperpilot.metrics import Metric, TaskType, get_metric
 from hyperpilot.task import Task
 from hyperpilot.trainers.base import Evaluation, FittedModel, Trainer, register
 
@@ -92,7 +92,7 @@ class SklearnTrainer(Trainer):
 
     def evaluate(self, config: dict[str, Any], X: pd.DataFrame, y: pd.Series, task: Task) -> Evaluation:
         y_enc, _ = _encode(y, task)
-        metric = get_metric(str(task.metric), task.task_type)
+        metric = _metric(task)
         cv_cls = KFold if task.task_type == "regression" else StratifiedKFold
         cv = cv_cls(n_splits=task.cv_folds, shuffle=True, random_state=task.split_seed)
         start = time.perf_counter()
@@ -101,7 +101,7 @@ class SklearnTrainer(Trainer):
             warnings.simplefilter("ignore", UserWarning)
             out = cross_validate(
                 self.pipeline(config, X, task), X, y_enc, cv=cv,
-                scoring=metric.scorer_for(task.task_type), error_score="raise",
+                scoring=metric.scorer_for(_task_type(task)), error_score="raise",
             )
         folds = [float(v) * metric.sign for v in out["test_score"]]
         if not np.all(np.isfinite(folds)):
@@ -122,14 +122,26 @@ class SklearnTrainer(Trainer):
         return FittedModel(pipe, classes, [str(c) for c in X.columns])
 
     def score(self, model: FittedModel, X: pd.DataFrame, y: pd.Series, task: Task) -> float:
-        metric = get_metric(str(task.metric), task.task_type)
+        metric = _metric(task)
         if model.classes is not None:
             index = {c: i for i, c in enumerate(model.classes)}
             y = y.map(index)
             if y.isna().any():
                 raise ValueError("the held-out split has classes the model never saw")
-        scorer = get_scorer(metric.scorer_for(task.task_type))
+        scorer = get_scorer(metric.scorer_for(_task_type(task)))
         return float(scorer(model.pipeline, X[model.features], np.asarray(y))) * metric.sign
+
+
+def _task_type(task: Task) -> TaskType:
+    if task.task_type is None:
+        raise TaskError("the task has no task type yet; call task.resolved(task_type) first")
+    return task.task_type
+
+
+def _metric(task: Task) -> Metric:
+    if task.metric is None:
+        raise TaskError("the task has no metric yet; call task.resolved(task_type) first")
+    return get_metric(task.metric, _task_type(task))
 
 
 def _encode(y: pd.Series, task: Task) -> tuple[np.ndarray, list[Any] | None]:
