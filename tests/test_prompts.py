@@ -16,7 +16,7 @@ EXAMPLES = [Example(task="wine, accuracy", model="svm", config={"C": 12.345, "ga
 SAMPLES: dict[str, dict[str, Any]] = {
     "initial_design": {"task": Task(data="sklearn:wine"), "metric": "accuracy", "direction": "maximize",
                        "dataset_card": "Dataset: wine", "model_cards": ["Model: SVM"], "planned": ["svm C=10"],
-                       "k": 2, "offered": True},
+                       "k": 2, "offered": True, "allowed": ["C: 1, 10, 100"]},
     "next_candidates": {"metric": "rmse", "direction": "minimize", "space": ["C: float in [1, 1000] log"],
                         "history": ["0.5 | svm C=10"], "n_done": 1, "candidates": ["svm C=3", "svm C=30"]},
     "summarise": {"models": "svm", "metric": "f1", "direction": "maximize", "n_trials": 20, "best": "0.9 with svm C=10",

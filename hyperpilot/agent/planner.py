@@ -25,7 +25,7 @@ from hyperpilot.agent.llm.base import LLM, LLMTimeout, LLMUnavailable, Message
 from hyperpilot.agent.study_space import StudySpace
 from hyperpilot.cards.model import ModelCard
 from hyperpilot.errors import LLMError, SpaceError
-from hyperpilot.prompts import fmt_config, render
+from hyperpilot.prompts import fmt_config, fmt_value, render
 from hyperpilot.space import CategoricalParam, FloatParam
 
 T = TypeVar("T")
@@ -164,8 +164,11 @@ class Planner:
             return out
 
         model_cards = [c.to_text() for c in space.cards.values()]
-        return self.ask("initial_design", {**variables, "k": k, "offered": offered, "model_cards": model_cards},
-                        schema, check, max_tokens=self.max_tokens * k)
+        allowed = [f"{c.name}.{p.name}: {', '.join(fmt_value(v) for v in _offered(p))}" if len(space.cards) > 1
+                   else f"{p.name}: {', '.join(fmt_value(v) for v in _offered(p))}"
+                   for c in space.cards.values() for p in c.space.params] if offered else []
+        return self.ask("initial_design", {**variables, "k": k, "offered": offered, "model_cards": model_cards,
+                                           "allowed": allowed}, schema, check, max_tokens=self.max_tokens * k)
 
     def next_candidate(self, space: StudySpace, variables: dict[str, Any], candidates: list[Proposal],
                        tried: set[tuple[Any, ...]]) -> Proposal:
@@ -218,6 +221,11 @@ class Planner:
         return Proposal(model, config, str(reason), origin)
 
 
+def _offered(p: Any) -> list[Any]:
+    """The values a picking model may choose for `p`: its choices, or a grid."""
+    return list(p.choices) if isinstance(p, CategoricalParam) else list(p.grid(GRID_POINTS))
+
+
 def config_schema(card: ModelCard, offered: bool, reason: bool = True) -> type[BaseModel]:
     """The pydantic model of one config of `card`: `model` is a constant; with `offered`,
     every value is an enum (grids for numbers), else numbers are free (clipped later)."""
@@ -225,10 +233,8 @@ def config_schema(card: ModelCard, offered: bool, reason: bool = True) -> type[B
     for p in card.space.params:
         if p.name in ("model", "reason"):
             raise SpaceError(f"model card '{card.name}' names a hyperparameter '{p.name}', which the planner reserves")
-        if isinstance(p, CategoricalParam):
-            fields[p.name] = (Literal[tuple(p.choices)], ...)
-        elif offered:
-            fields[p.name] = (Literal[tuple(p.grid(GRID_POINTS))], ...)
+        if isinstance(p, CategoricalParam) or offered:
+            fields[p.name] = (Literal[tuple(_offered(p))], ...)
         else:
             kind = float if isinstance(p, FloatParam) else int
             fields[p.name] = (kind, Field(description=f"in [{p.low}, {p.high}]{', log scale' if p.log else ''}"))

@@ -103,7 +103,7 @@ class LLMProposer(Proposer):
         planned = [ctx.space.from_params(_params(t)) for t in ctx.study.trials if _params(t)]
         variables = {
             "task": ctx.task, "metric": ctx.task.metric, "direction": ctx.task.direction,
-            "dataset_card": ctx.dataset_card.to_text(), "examples": self._examples,
+            "dataset_card": ctx.dataset_card.to_text(max_columns=6), "examples": self._examples,
             "planned": [f"{m} {fmt_config(c)}" for m, c in planned],
         }
         for p in self.planner.initial_design(ctx.space, variables, k, _tried(ctx)):
