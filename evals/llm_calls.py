@@ -5,9 +5,9 @@ its data) gives the history; then the planner's own templates and schemas are se
 model exactly as `LLMProposer` sends them — initial designs with numbers offered as enums,
 picks among BO candidates — plus, for comparison, initial designs with *free* numbers
 (`minimum`/`maximum` in the schema, which llama.cpp's grammar ignores). One raw call each
-(no retries), so the rates are the model's own.
+through the planner with no retries, so the rates are the model's own.
 
-    .venv/bin/python -m evals.llm_calls --problems 8 --picks 6          # ~5 min on 2 cores
+    .venv/bin/python -m evals.llm_calls --problems 8 --picks 5    # 56 calls; ~5 min on 2 quiet cores
     .venv/bin/python -m evals.llm_calls --model-path PATH.gguf --chat-format gemma  # another GGUF
 
 Appends one JSON line per call to evals/results/llm_calls.jsonl and prints a summary.
@@ -28,13 +28,14 @@ from pydantic import BaseModel, Field, ValidationError, create_model
 
 from evals.runner import RESULTS
 from hyperpilot.agent.llm import EmbeddedLLM
-from hyperpilot.agent.planner import config_schema, space_lines
+from hyperpilot.agent.planner import AnswerError, Planner, config_key, space_lines
 from hyperpilot.agent.policy import bo_candidates, history_lines
 from hyperpilot.agent.proposer import SolveContext
 from hyperpilot.agent.study_space import StudySpace
 from hyperpilot.cards import DatasetCard, get_model_card
 from hyperpilot.data import Dataset, load_dataset, split
-from hyperpilot.prompts import fmt_config, render
+from hyperpilot.errors import LLMError
+from hyperpilot.prompts import fmt_config
 from hyperpilot.space import CategoricalParam
 from hyperpilot.task import Task
 from hyperpilot.tools import run_trial
@@ -78,33 +79,30 @@ def context(dataset: str, model: str, metric: str, n_history: int, seed: int) ->
     return ctx
 
 
-def call(llm: EmbeddedLLM, kind: str, messages: list[dict[str, str]], schema: type[BaseModel], max_tokens: int,
-         check: Any = None) -> dict[str, Any]:
-    start = time.perf_counter()
+def measured(planner: Planner, kind: str, decide: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """One decision through the planner with no retries: its one call, timed and judged."""
+    before = planner.stats.to_dict()
+    row: dict[str, Any] = {"kind": kind}
     try:
-        completion = llm.chat(messages, schema=schema.model_json_schema(), max_tokens=max_tokens, timeout=120)
-    except Exception as e:  # noqa: BLE001 - measured, not raised
-        return {"kind": kind, "error": f"{type(e).__name__}: {e}", "seconds": time.perf_counter() - start}
-    row: dict[str, Any] = {"kind": kind, "seconds": round(completion.seconds, 3), "prompt_tokens": completion.prompt_tokens,
-                           "completion_tokens": completion.completion_tokens, "text": completion.text[:400]}
-    try:
-        json.loads(completion.text)
-        row["valid_json"] = True
-    except json.JSONDecodeError:
-        row["valid_json"] = False
-    try:
-        answer = schema.model_validate_json(completion.text)
-        row["in_range"] = bool(check(answer)) if check else True
-    except ValidationError as e:
-        row["in_range"] = False
-        row["error"] = str(e.errors()[0]["msg"])[:200]
+        decide(*args, **kwargs)
+        row.update(valid_json=True, in_range=True)
+    except AnswerError as e:
+        cause = e.__cause__
+        bad_json = isinstance(cause, ValidationError) and any(err["type"] == "json_invalid" for err in cause.errors())
+        row.update(valid_json=not bad_json, in_range=False, error=str(e)[:300])
+    except LLMError as e:
+        row.update(valid_json=False, in_range=False, error=f"{type(e).__name__}: {e}"[:300])
+    after = planner.stats.to_dict()
+    row.update(seconds=round(after["seconds"] - before["seconds"], 3),
+               prompt_tokens=after["prompt_tokens"] - before["prompt_tokens"],
+               completion_tokens=after["completion_tokens"] - before["completion_tokens"])
     return row
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m evals.llm_calls", description=__doc__.splitlines()[0])
     parser.add_argument("--problems", type=int, default=8)
-    parser.add_argument("--picks", type=int, default=6, help="next_candidates calls per problem")
+    parser.add_argument("--picks", type=int, default=5, help="next_candidates calls per problem")
     parser.add_argument("--history", type=int, default=6, help="real trials before the first pick")
     parser.add_argument("--model-path", default=None)
     parser.add_argument("--chat-format", default=None)
@@ -118,43 +116,46 @@ def main(argv: list[str] | None = None) -> int:
     llm.load()
     load_s = time.perf_counter() - t0
     rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    planner = Planner(llm, retries=0, timeout=120)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
+    run = time.strftime("%Y%m%d-%H%M%S")
+
+    def keep(row: dict[str, Any], problem: str) -> None:
+        rows.append(row)
+        with out.open("a") as f:
+            f.write(json.dumps({"run": run, "model": llm.model, "threads": args.threads, "problem": problem, **row}) + "\n")
+
     for i, (dataset, model, metric) in enumerate(PROBLEMS[: args.problems]):
         ctx = context(dataset, model, metric, args.history, seed=i)
-        space = ctx.space
+        name = f"{dataset}-{model}"
+        planned = [f"{model} {fmt_config(get_model_card(model).default_config())}"]
         variables = {"task": ctx.task, "metric": ctx.task.metric, "direction": ctx.task.direction,
-                     "dataset_card": ctx.dataset_card.to_text(), "examples": [], "k": 2,
-                     "model_cards": [c.to_text() for c in space.cards.values()],
-                     "planned": [f"{model} {fmt_config(get_model_card(model).default_config())}"]}
-        offered = create_model("InitialDesign", configs=(list[config_schema(get_model_card(model), True)],  # type: ignore[misc]
-                                                         Field(min_length=2, max_length=2)))
-        rows.append(call(llm, "initial_design/enum", render("initial_design", **variables, offered=True), offered, 640))
-        rows.append(call(llm, "initial_design/range", render("initial_design", **variables, offered=False),
-                         free_schema(ctx, 2), 640))
+                     "dataset_card": ctx.dataset_card.to_text(max_columns=6), "examples": [], "planned": planned}
+        tried = {config_key(model, get_model_card(model).default_config())}
+        keep(measured(planner, "initial_design/enum", planner.initial_design, ctx.space, variables, 2, tried), name)
+        free = {**variables, "k": 2, "offered": False, "allowed": [],
+                "model_cards": [c.to_text() for c in ctx.space.cards.values()]}
+        keep(measured(planner, "initial_design/range",
+                      planner.ask, "initial_design", free, free_schema(ctx, 2), lambda a: a, max_tokens=640), name)
         for j in range(args.picks):
             candidates = bo_candidates(ctx, 4, seed=1000 * i + j)
-            lines = [f"{c.model} {fmt_config(c.config)}" for c in candidates]
-            pick = create_model("Pick", choice=(Literal[tuple(range(len(lines)))], ...), reason=(str, Field(max_length=120)))
-            messages = render("next_candidates", metric=ctx.task.metric, direction=ctx.task.direction,
-                              space=space_lines(space), history=history_lines(ctx), n_done=len(ctx.study.trials),
-                              examples=[], candidates=lines)
-            rows.append(call(llm, "next_candidates/pick", messages, pick, 80))
+            pick_vars = {"metric": ctx.task.metric, "direction": ctx.task.direction, "space": space_lines(ctx.space),
+                         "history": history_lines(ctx), "n_done": len(ctx.study.trials), "examples": []}
+            keep(measured(planner, "next_candidates/pick",
+                          planner.next_candidate, ctx.space, pick_vars, candidates, set()), name)
             # run BO's first candidate, so the history grows as in a study
-            space.enqueue(ctx.study, candidates[0].model, candidates[0].config, "bo")
+            ctx.space.enqueue(ctx.study, candidates[0].model, candidates[0].config, "bo")
             trial = ctx.study.ask()
-            name, config = space.suggest(trial)
-            outcome = run_trial(name, config, ctx.X, ctx.y, ctx.task)
+            _, config = ctx.space.suggest(trial)
+            outcome = run_trial(model, config, ctx.X, ctx.y, ctx.task)
             if outcome.evaluation is None:
                 ctx.study.tell(trial, state=optuna.trial.TrialState.FAIL)
             else:
                 ctx.study.tell(trial, outcome.evaluation.value)
-        print(f"{dataset}-{model}: {len(rows)} calls so far", flush=True)
+        print(f"{name}: {len(rows)} calls so far", flush=True)
     rss2 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("a") as f:
-        for r in rows:
-            f.write(json.dumps({"model": llm.model, "threads": args.threads, **r}) + "\n")
     print(summary(rows, llm.model, load_s, rss0, rss1, rss2))
     return 0
 
