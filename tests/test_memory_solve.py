@@ -41,6 +41,7 @@ def test_second_similar_task_gets_memory_trials_from_the_first(tmp_path: Path) -
     rows = second.trials.sort_values("number")
     assert list(rows.source)[:2] == ["default", "memory"]  # warm start right after the card default
     assert proposer.warm and proposer.warm[0].neighbour.study.id == sid
+    assert [e.study_id for e in proposer.examples()] == [sid]  # what the LLM planner can show
     assert memory.count()[0] == 2
 
 

@@ -2,7 +2,7 @@
 
     Memory            the store (chromadb under HYPERPILOT_HOME/memory, local embeddings)
     MemoryProposer    warm-start trials (source=memory) + writes every trial as it finishes
-    in_context_examples / format_examples   similar past studies for the LLM planner's prompts
+    in_context_examples / format_examples / MemoryProposer.examples()   for the LLM planner
     import_jsonl / export_jsonl / write_pack   JSON Lines exports and memory packs
 
 Importing this package is cheap: chromadb and the embedding model load on first use."""

@@ -22,7 +22,16 @@ import optuna
 from hyperpilot.agent.proposer import Proposer, SolveContext
 from hyperpilot.errors import HyperpilotError
 from hyperpilot.memory.records import StudyEntry, TrialEntry, rank_normalise, summarise
-from hyperpilot.memory.retrieve import MIX, K, WarmStart, query_for, study_text, warm_configs
+from hyperpilot.memory.retrieve import (
+    MIX,
+    K,
+    MemoryExample,
+    WarmStart,
+    examples_of,
+    query_for,
+    study_text,
+    warm_configs,
+)
 from hyperpilot.memory.similarity import Mix
 from hyperpilot.memory.store import Memory, Neighbour
 
@@ -54,6 +63,11 @@ class MemoryProposer(Proposer):
         self._entries: dict[str, StudyEntry] = {}
         self._trials: dict[str, list[TrialEntry]] = {}
         self._off = False
+
+    def examples(self) -> list[MemoryExample]:
+        """The studies this solve was warm-started from, as in-context examples for the
+        LLM planner (empty before `start`, or when the memory had nothing similar)."""
+        return examples_of(self.warm)
 
     # ------------------------------------------------------------------ hooks
     def start(self, ctx: SolveContext) -> None:

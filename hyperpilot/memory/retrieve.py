@@ -16,7 +16,7 @@ from hyperpilot.memory.similarity import Mix, config_key, map_config
 from hyperpilot.memory.store import Memory, Neighbour, Query
 from hyperpilot.task import Task
 
-K = 3
+K = 5
 MIX = Mix(text=0.5, meta=0.5, model=0.25)
 
 
@@ -100,8 +100,13 @@ def in_context_examples(
                                exclude_ids=exclude_ids)
     except HyperpilotError:
         return []
+    return examples_of(warm_configs(found, cards, n=k))
+
+
+def examples_of(warm: list[WarmStart]) -> list[MemoryExample]:
+    """Warm-start configs as in-context examples (e.g. `MemoryProposer.warm`)."""
     out = []
-    for ws in warm_configs(found, cards, n=k):
+    for ws in warm:
         s = ws.neighbour.study
         out.append(MemoryExample(s.id, s.dataset, ws.model, s.metric, s.direction, s.best_score, ws.config,
                                  round(ws.neighbour.score, 4), s.card_text))
