@@ -5,9 +5,10 @@
    round so that machine noise hits all alike. Overhead = median(sandboxed) − median(in
    process). The worker's one-off start (imports) is reported apart.
 2. Runner overhead alone: a no-op job through `Sandbox.run` per layer.
-3. Parallel workers: a scikit-learn fit with n_jobs=2 (loky processes), timed inside a
-   fresh bwrap-sandboxed trial process and inside a fresh plain subprocess, alternated;
-   ratio of medians (1.0 = unsandboxed speed). Both include starting the loky workers.
+3. Parallel workers: scikit-learn with n_jobs=2 — a random-forest fit (2 threads) and a
+   cross-validation (2 loky worker processes, started inside the trial) — timed inside a
+   bwrap-sandboxed trial process and inside a plain subprocess, in ABBA order; ratio of
+   medians (1.0 = unsandboxed speed).
 
 4. `--gpu-check`: on a machine with an NVIDIA GPU, run a probe (device nodes,
    CUDA_VISIBLE_DEVICES, nvidia-smi, a torch matmul when torch is installed, network) in
@@ -40,11 +41,14 @@ if "--gpu-check" not in sys.argv:
 PARALLEL_FIT = """
 from sklearn.datasets import make_classification
 from sklearn.ensemble import RandomForestClassifier
+from sklearn.model_selection import cross_val_score
 import time
-X, y = make_classification(n_samples=4000, n_features=30, random_state=0)
+X, y = make_classification(n_samples=3000, n_features=30, random_state=0)
 start = time.perf_counter()
-RandomForestClassifier(n_estimators=200, n_jobs=2, random_state=0).fit(X, y)
-RESULT = time.perf_counter() - start
+RandomForestClassifier(n_estimators=200, n_jobs=2, random_state=0).fit(X, y)  # 2 threads
+mid = time.perf_counter()
+cross_val_score(RandomForestClassifier(n_estimators=100, random_state=0), X, y, cv=4, n_jobs=2)  # 2 loky processes
+RESULT = [mid - start, time.perf_counter() - mid]
 """
 
 
@@ -109,20 +113,32 @@ def noop(rounds: int) -> dict[str, float]:
 
 
 def parallel(rounds: int) -> dict[str, Any]:
-    inside, outside = [], []
+    """[threads, loky processes] seconds per round, inside and outside, in ABBA order."""
+    inside: list[list[float]] = []
+    outside: list[list[float]] = []
     with Sandbox(Limits(), "bwrap" if layers.bwrap_status()[0] else None, preload=("sklearn.ensemble",)) as sb:
-        for _ in range(rounds):
+
+        def run_inside() -> None:
             res = sb.run("hyperpilot.sandbox.job:exec_file", {"file": "fit.py"}, files={"fit.py": PARALLEL_FIT})
             if not res.ok:
                 raise RuntimeError(res.error)
-            inside.append(float(res.value))
-            done = subprocess.run([sys.executable, "-c", PARALLEL_FIT + "\nprint(RESULT)"], capture_output=True,
+            inside.append([float(v) for v in res.value])
+
+        def run_outside() -> None:
+            done = subprocess.run([sys.executable, "-c", PARALLEL_FIT + "\nprint(*RESULT)"], capture_output=True,
                                   text=True, check=True)
-            outside.append(float(done.stdout.split()[-1]))
+            outside.append([float(v) for v in done.stdout.split()[-2:]])
+
+        for i in range(rounds):
+            for step in ((run_inside, run_outside) if i % 2 == 0 else (run_outside, run_inside)):
+                step()
         layer = sb.layer
-    return {"layer": layer, "rounds": rounds, "inside_s": [round(v, 3) for v in inside],
-            "outside_s": [round(v, 3) for v in outside],
-            "ratio_inside_over_outside": round(statistics.median(inside) / statistics.median(outside), 3)}
+
+    def ratio(k: int) -> float:
+        return round(statistics.median(r[k] for r in inside) / statistics.median(r[k] for r in outside), 3)
+
+    return {"layer": layer, "rounds": rounds, "inside_s": inside, "outside_s": outside,
+            "ratio_threads": ratio(0), "ratio_loky_processes": ratio(1)}
 
 
 GPU_PROBE = r"""

@@ -52,6 +52,14 @@ def outcome_error(res: SandboxResult) -> str:
     return " ".join(text.split())[:MAX_ERROR_CHARS]
 
 
+def trainer_module(model: str) -> str | None:
+    """The module that registers `model`'s trainer (imported in the trial before lookup)."""
+    from hyperpilot.trainers import trainers
+
+    trainer = trainers().get(model)
+    return type(trainer).__module__ if trainer is not None else None
+
+
 def trainer_bytes(model: str) -> bytes | None:
     """A trainer registered in this process but not importable in the sandbox (defined in
     a script, a notebook or a test) travels by value (cloudpickle); hyperpilot's own and
@@ -120,6 +128,8 @@ class SandboxExecutor:
             elif (blob := trainer_bytes(model)) is not None:
                 files[TRAINER_FILE] = blob
                 payload["trainer"] = TRAINER_FILE
+            else:
+                payload["trainer_module"] = trainer_module(model)
             res = self.sandbox.run("hyperpilot.sandbox.executor:evaluate_job", payload, files=files,
                                    timeout=self.timeout_for(task), focus=PROGRAM_FILE)
         except Exception as e:  # noqa: BLE001 - a trial never raises (SandboxError, an unpicklable trainer, ...)
@@ -174,7 +184,7 @@ def warmup() -> None:
 
     X = pd.DataFrame({"a": np.arange(40, dtype=float), "b": ["x", "y", "z", "w"] * 10})
     y = pd.Series([0, 1] * 20)
-    task = Task(data="warmup", task_type="binary", metric="roc_auc", cv_folds=2).resolved("binary")
+    task = Task.model_validate({"data": "warmup", "metric": "roc_auc", "cv_folds": 2}).resolved("binary")
     for model in ("logistic_regression", "decision_tree"):
         get_trainer(model).evaluate(get_model_card(model).default_config(), X, y, task)
 
@@ -192,7 +202,11 @@ def evaluate_job(run_dir: Path, payload: dict[str, Any]) -> dict[str, Any]:
         with open(run_dir / payload["trainer"], "rb") as f:
             trainer = pickle.load(f)  # noqa: S301 - sent by the parent
     else:
+        import importlib
+
         from hyperpilot.trainers import get_trainer
 
+        if payload.get("trainer_module"):
+            importlib.import_module(payload["trainer_module"])  # registers trainers not in hyperpilot.trainers
         trainer = get_trainer(payload["model"])
     return dataclasses.asdict(trainer.evaluate(payload["config"], X, y, task))

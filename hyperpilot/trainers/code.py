@@ -106,7 +106,7 @@ def check_program(code: str) -> Program:
         for name in names:
             if name.split(".")[0] not in ALLOWED_IMPORTS:
                 raise CodeRejected(
-                    f"program rejected: import of '{name}' at line {node.lineno} is not allowed; "
+                    f"program rejected: import of '{name}' at line {getattr(node, 'lineno', '?')} is not allowed; "
                     f"allowed: {', '.join(sorted(ALLOWED_IMPORTS - {'__future__'}))}"
                 )
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in FORBIDDEN_CALLS:
@@ -182,7 +182,9 @@ def annotate_trial(task: Task, config: dict[str, Any], **attrs: Any) -> None:
     except HyperpilotError:
         return
     trial = _running([t for t in study.get_trials(deepcopy=False) if t.params.get("model") == CUSTOM_CODE], config)
-    for key, value in attrs.items() if trial is not None else ():
+    if trial is None:
+        return
+    for key, value in attrs.items():
         study._storage.set_trial_user_attr(trial._trial_id, key, value)  # noqa: SLF001 - see resolve_program
 
 
@@ -354,7 +356,7 @@ class SandboxedPipeline:
     def _run(self, X: pd.DataFrame, proba: bool) -> np.ndarray:
         import io
 
-        files = {"program.py": self.code, "model.pkl": self.model, "data.pkl": pickle.dumps((X, None))}
+        files: dict[str, str | bytes] = {"program.py": self.code, "model.pkl": self.model, "data.pkl": pickle.dumps((X, None))}
         res = _run("hyperpilot.trainers.code:predict_job", {"proba": proba}, files, ("out.npy",))
         return np.load(io.BytesIO(res.files["out.npy"]), allow_pickle=False)
 
@@ -375,7 +377,7 @@ class CodeTrainer(Trainer):
 
             (studies.study_dir(task.study_name) / "best_program.py").write_text(program.code, encoding="utf-8")
         payload = {"config": config, "task": task.model_dump(mode="json")}
-        files = {"program.py": program.code, "data.pkl": pickle.dumps((X, y))}
+        files: dict[str, str | bytes] = {"program.py": program.code, "data.pkl": pickle.dumps((X, y))}
         res = _run("hyperpilot.trainers.code:fit_job", payload, files, ("model.pkl",))
         _, classes = _encode(y, task)
         return FittedModel(SandboxedPipeline(program.code, res.files["model.pkl"]), classes, list(res.value["features"]))
@@ -385,7 +387,7 @@ class CodeTrainer(Trainer):
         if not isinstance(pipe, SandboxedPipeline):
             raise TrialError("custom_code models are scored in the sandbox; this one was not made by CodeTrainer.fit")
         payload = {"classes": model.classes, "features": model.features, "task": task.model_dump(mode="json")}
-        files = {"program.py": pipe.code, "model.pkl": pipe.model, "data.pkl": pickle.dumps((X, y))}
+        files: dict[str, str | bytes] = {"program.py": pipe.code, "model.pkl": pipe.model, "data.pkl": pickle.dumps((X, y))}
         return float(_run("hyperpilot.trainers.code:score_job", payload, files).value)
 
 
