@@ -12,7 +12,7 @@ import psutil
 import pytest
 
 from hyperpilot.sandbox import Limits, Sandbox, SandboxError, layers
-from hyperpilot.sandbox.runner import PASS_ENV
+from hyperpilot.sandbox.handle import PASS_ENV
 
 EXEC = "hyperpilot.sandbox.job:exec_file"
 MARK = "987654"  # in the argv of every process a test leaves behind, to find survivors

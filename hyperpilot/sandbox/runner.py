@@ -23,7 +23,6 @@ import atexit
 import dataclasses
 import json
 import os
-import select
 import shutil
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from typing import Any
 
 from hyperpilot.sandbox import layers
 from hyperpilot.sandbox.cgroup import CgroupV1
+from hyperpilot.sandbox.handle import MAX_RESULT_BYTES, WorkerHandle, minimal_env
 from hyperpilot.sandbox.job import RESULT, SPEC
 from hyperpilot.sandbox.limits import Limits, MiB, SandboxError
 from hyperpilot.sandbox.result import SandboxResult, explain
@@ -44,85 +44,9 @@ from hyperpilot.sandbox.result import SandboxResult, explain
 DEFAULT_PRELOAD = ("hyperpilot.sandbox.executor", "hyperpilot.trainers", "sklearn.model_selection")
 DEFAULT_WARMUP = "hyperpilot.sandbox.executor:warmup"
 WORKER = str(Path(__file__).resolve().parent / "worker.py")
-# Passed through from this process. Thread settings take effect when the worker starts
-# (the OpenMP/BLAS runtimes read them once, when the worker preloads them).
-PASS_ENV = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "LOKY_MAX_CPU_COUNT",
-            "TZ", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
 WORKER_HEADROOM_MB = 1024  # the worker's own imports, inside the cgroup next to the trial
 REPLY_GRACE_S = 30.0
-MAX_RESULT_BYTES = 8 * MiB
 _LIVE: weakref.WeakSet[Sandbox] = weakref.WeakSet()
-
-
-def minimal_env(home: str, tmp: str, gpus: tuple[int, ...] | None) -> dict[str, str]:
-    """The whole environment of a trial: no API keys, no tokens, nothing else."""
-    env = {
-        "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": home, "TMPDIR": tmp, "LANG": "C.UTF-8",
-        "PYTHONDONTWRITEBYTECODE": "1", "MPLBACKEND": "Agg", "MPLCONFIGDIR": os.path.join(tmp, "matplotlib"),
-        "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus)) if gpus else "",
-    }
-    env.update({k: os.environ[k] for k in PASS_ENV if k in os.environ})
-    return env
-
-
-class _Worker:
-    """One started worker process and what belongs to it."""
-
-    def __init__(self, proc: subprocess.Popen[bytes], root: Path, cgroup: CgroupV1 | None, layer: str) -> None:
-        self.proc, self.root, self.cgroup, self.layer = proc, root, cgroup, layer
-        self.jobs = 0
-        self.buffer = b""
-
-    def read_line(self, deadline: float | None) -> dict[str, Any] | None:
-        """The next JSON line from the worker, or None on EOF / deadline / garbage."""
-        if self.proc.stdout is None or self.proc.stdout.closed:
-            return None
-        fd = self.proc.stdout.fileno()
-        while b"\n" not in self.buffer:
-            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
-            ready, _, _ = select.select([fd], [], [], wait)
-            if not ready:
-                return None
-            chunk = os.read(fd, 1 << 16)
-            if not chunk or len(self.buffer) > MAX_RESULT_BYTES:
-                return None
-            self.buffer += chunk
-        line, _, self.buffer = self.buffer.partition(b"\n")
-        try:
-            value = json.loads(line)
-        except ValueError:
-            return None
-        return value if isinstance(value, dict) else None
-
-    def send(self, obj: dict[str, Any]) -> bool:
-        if self.proc.stdin is None:
-            return False
-        try:
-            self.proc.stdin.write((json.dumps(obj) + "\n").encode())
-            self.proc.stdin.flush()
-        except (OSError, ValueError):
-            return False
-        return True
-
-    def kill(self) -> None:
-        """Kill the worker and everything it started (bwrap's namespace, the cgroup)."""
-        for stream in (self.proc.stdin, self.proc.stdout):
-            try:
-                if stream is not None:
-                    stream.close()
-            except OSError:
-                pass
-        try:
-            os.killpg(self.proc.pid, 9)
-        except (ProcessLookupError, PermissionError):
-            pass
-        self.proc.kill()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:  # pragma: no cover - a process in D state
-            pass
-        if self.cgroup is not None:
-            self.cgroup.remove()
 
 
 class Sandbox:
@@ -156,7 +80,7 @@ class Sandbox:
         self.keep_run_dirs = keep_run_dirs
         self.extra_ro = extra_ro
         self.startup_timeout = startup_timeout
-        self._worker: _Worker | None = None
+        self._worker: WorkerHandle | None = None
         self._lock = threading.Lock()
         self._root: Path | None = None
         self._shared: dict[str, Path] = {}
@@ -231,7 +155,7 @@ class Sandbox:
             _LIVE.add(self)
         return self._root
 
-    def _ensure_worker(self) -> _Worker:
+    def _ensure_worker(self) -> WorkerHandle:
         if self._worker is not None and self._worker.proc.poll() is None:
             return self._worker
         if self._worker is not None:
@@ -258,14 +182,14 @@ class Sandbox:
             raise SandboxError(f"cannot start the sandbox worker ({layer}): {e}") from e
         finally:
             log.close()
-        worker = _Worker(proc, root, cgroup, layer)
+        worker = WorkerHandle(proc, root, cgroup, layer)
         started = time.monotonic()
         ready = worker.read_line(started + self.startup_timeout)
         if not ready or not ready.get("ready"):
             worker.kill()
             why = (ready or {}).get("error") or _tail(root / "worker.log", 600) or "no answer"
             raise SandboxError(f"the sandbox worker ({layer}) did not start: {why}")
-        worker.startup_seconds = time.monotonic() - started  # type: ignore[attr-defined]
+        worker.startup_seconds = time.monotonic() - started
         self._worker = worker
         return worker
 
@@ -285,7 +209,7 @@ class Sandbox:
             self._worker.kill()
             self._worker = None
 
-    def _run_in(self, worker: _Worker, run_dir: Path, target: str, payload: dict[str, Any],
+    def _run_in(self, worker: WorkerHandle, run_dir: Path, target: str, payload: dict[str, Any],
                 files: dict[str, str | bytes], limits: Limits, focus: str | None) -> SandboxResult:
         (run_dir / SPEC).write_text(json.dumps({"target": target, "payload": payload, "focus": focus}), encoding="utf-8")
         for name, content in files.items():
@@ -294,8 +218,11 @@ class Sandbox:
         tmp = "/tmp" if worker.layer == "bwrap" else str(run_dir / "tmp")
         if worker.layer != "bwrap":
             (run_dir / "tmp").mkdir()
+        rlimits = limits.rlimits()
+        if "RLIMIT_NPROC" in rlimits and os.geteuid() != 0:  # the kernel counts every task of the user
+            rlimits["RLIMIT_NPROC"] += _user_tasks(os.getuid())
         request = {
-            "run_dir": str(run_dir), "timeout": limits.wall_seconds, "rlimits": limits.rlimits(),
+            "run_dir": str(run_dir), "timeout": limits.wall_seconds, "rlimits": rlimits,
             "env": minimal_env(str(run_dir), tmp, limits.gpus), "log_cap": limits.max_log_kb * 1024,
         }
         oom_before = worker.cgroup.oom_kills() if worker.cgroup else 0
@@ -335,6 +262,20 @@ def _collect(res: SandboxResult, run_dir: Path, names: tuple[str, ...], limits: 
                                        error=f"the job did not leave a readable {name} in its run dir")
         files[name] = path.read_bytes()
     return dataclasses.replace(res, files=files)
+
+
+def _user_tasks(uid: int) -> int:
+    """Tasks (processes and threads) `uid` runs now: RLIMIT_NPROC counts them all, so a
+    trial's process cap is added on top."""
+    n = 0
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                if os.stat(f"/proc/{name}").st_uid == uid:
+                    n += len(os.listdir(f"/proc/{name}/task"))
+            except OSError:
+                pass
+    return n
 
 
 def _empty(folder: Path) -> None:
