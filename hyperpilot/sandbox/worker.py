@@ -183,8 +183,12 @@ def _child(req: dict[str, Any], out_w: int, err_w: int, close: list[int]) -> Non
             if fd > 2:
                 os.close(fd)
         for name, value in req.get("rlimits", {}).items():
+            which = getattr(resource, name)
+            ceiling = resource.getrlimit(which)[1]  # a cap can only go down
+            if ceiling != resource.RLIM_INFINITY:
+                value = min(value, ceiling)
             hard = value + 5 if name == "RLIMIT_CPU" else value
-            resource.setrlimit(getattr(resource, name), (value, hard))
+            resource.setrlimit(which, (value, hard if ceiling == resource.RLIM_INFINITY else min(hard, ceiling)))
         os.chdir(req["run_dir"])
         os.environ.clear()
         os.environ.update(req.get("env", {}))
