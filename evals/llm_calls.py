@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         keep(measured(planner, "initial_design/range",
                       planner.ask, "initial_design", free, free_schema(ctx, 2), lambda a: a, max_tokens=640), name)
         for j in range(args.picks):
-            candidates = bo_candidates(ctx, 4, seed=1000 * i + j)
+            candidates = bo_candidates(ctx, 4, seed=1000 * i + j)  # as many as the policy offers (3 BO + 1 random)
             pick_vars = {"metric": ctx.task.metric, "direction": ctx.task.direction, "space": space_lines(ctx.space),
                          "history": history_lines(ctx), "n_done": len(ctx.study.trials), "examples": []}
             keep(measured(planner, "next_candidates/pick",

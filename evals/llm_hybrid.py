@@ -12,7 +12,7 @@ rerun the same command and it goes on); the planner's accounting per hybrid run 
 evals/results/llm_hybrid_planner.jsonl. Seeds run outermost, so a partial run covers every
 problem.
 
-    nice .venv/bin/python -m evals.llm_hybrid run --seeds 5 --budget 30 --rates 0.25,0.5
+    nice .venv/bin/python -m evals.llm_hybrid run --seeds 5 --budget 30 --rates 0.25,0.5 [--timeout 120]
     .venv/bin/python -m evals.llm_hybrid report
 """
 
@@ -49,16 +49,19 @@ def _no_memory() -> dict[str, Any]:
 
 
 class Hybrid(Hyperpilot):
-    """hyperpilot with the embedded LLM at `rate`; records the planner's accounting per run."""
+    """hyperpilot with the embedded LLM at `rate` (a fresh, seeded model per run, and a call
+    timeout of `timeout` seconds); records the planner's accounting per run."""
 
-    def __init__(self, rate: float) -> None:
-        super().__init__(f"hyperpilot-llm-{rate:g}", llm_rate=rate, **_no_memory())
+    def __init__(self, rate: float, timeout: float) -> None:
+        super().__init__(f"hyperpilot-llm-{rate:g}", llm="none", **_no_memory())
         self.rate = rate
+        self.timeout = timeout
 
     def run(self, problem: Problem, budget: int, seed: int) -> Trace:
         from hyperpilot.agent.llm import EmbeddedLLM
+        from hyperpilot.agent.policy import LLMProposer
 
-        self.assistant_kwargs["llm"] = EmbeddedLLM(seed=seed)
+        self.assistant_kwargs["proposers"] = [LLMProposer(EmbeddedLLM(seed=seed), rate=self.rate, timeout=self.timeout)]
         trace = super().run(problem, budget, seed)
         stats = self._last.llm_stats()
         with PLANNER_OUT.open("a") as f:
@@ -83,9 +86,9 @@ class _Probe:
         return {"stats": proposer.planner.stats.to_dict(), "proposed": proposer._proposed, "used": proposer._used}  # noqa: SLF001
 
 
-def methods(rates: list[float]) -> list[Method]:
+def methods(rates: list[float], timeout: float) -> list[Method]:
     return [RandomSearch(), OptunaSampler("tpe"), Hyperpilot("hyperpilot-bo", llm="none", **_no_memory()),
-            *[Hybrid(r) for r in rates]]
+            *[Hybrid(r, timeout) for r in rates]]
 
 
 def report(rows: list[dict[str, Any]]) -> str:
@@ -141,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--seeds", type=int, default=5)
     run.add_argument("--budget", type=int, default=30)
     run.add_argument("--rates", default="0.25,0.5")
+    run.add_argument("--timeout", type=float, default=30.0, help="seconds per LLM call (the product default is 30)")
     run.add_argument("--problems", default=",".join(PROBLEMS))
     run.add_argument("--methods", default="", help="only these method names (default: all)")
     sub.add_parser("report")
@@ -149,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         print(report(load_rows(OUT)))
         return 0
     problems = get_problems("fast", args.problems.split(","))
-    chosen = methods([float(r) for r in args.rates.split(",") if r])
+    chosen = methods([float(r) for r in args.rates.split(",") if r], args.timeout)
     if args.methods:
         chosen = [m for m in chosen if m.name in args.methods.split(",")]
     for seed in range(args.seeds):

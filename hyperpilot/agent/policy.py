@@ -42,7 +42,7 @@ ATTR = "llm"
 class LLMProposer(Proposer):
     name = "llm"
 
-    def __init__(self, llm: LLM | str, *, rate: float = DEFAULT_RATE, n_initial: int = 2, n_candidates: int = 4,
+    def __init__(self, llm: LLM | str, *, rate: float = DEFAULT_RATE, n_initial: int = 2, n_candidates: int = 3,
                  retries: int = 2, timeout: float = 30.0, summarise: bool = True,
                  examples: Callable[[SolveContext], list[Example]] | None = None) -> None:
         if not 0.0 <= rate <= 1.0:
@@ -197,13 +197,13 @@ def bo_candidates(ctx: SolveContext, n: int, seed: int) -> list[Proposal]:
     return out
 
 
-def history_lines(ctx: SolveContext, limit: int = 12) -> list[str]:
+def history_lines(ctx: SolveContext, limit: int = 8) -> list[str]:
     """Finished trials, best first (LLAMBO-style): `0.9712 | svm C=12.3 gamma=0.000422`."""
     done = ctx.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     done = sorted(done, key=lambda t: t.value, reverse=ctx.task.direction == "maximize")  # type: ignore[arg-type, return-value]
     lines = [f"{t.value:.4g} | {_describe(ctx, t)}" for t in done[:limit]]
     failed = ctx.study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-    lines += [f"failed | {_describe(ctx, t)}" for t in failed[-3:] if t.params]
+    lines += [f"failed | {_describe(ctx, t)}" for t in failed[-2:] if t.params]
     return lines or ["(none yet)"]
 
 
