@@ -4,7 +4,9 @@ the executor. Hostile programs run through whole studies in test_sandbox_hostile
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
 import time
 from collections.abc import Iterator
 
@@ -180,3 +182,21 @@ def test_cli_doctor_trial_timeout_and_a_loud_no_sandbox() -> None:
     off = runner.invoke(app, [*base, "--no-sandbox"], env=env)
     assert off.exit_code == 0, off.output
     assert "WARNING: the sandbox is OFF (--no-sandbox)" in off.output
+
+
+def test_roots_of_dead_processes_are_swept(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+    from pathlib import Path
+
+    from hyperpilot.sandbox import runner
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = Path(str(tmp_path)) / f"{runner.ROOT_PREFIX}{dead.pid}-abc"
+    alive = Path(str(tmp_path)) / f"{runner.ROOT_PREFIX}{os.getpid()}-abc"
+    for folder in (stale, alive):
+        (folder / "runs").mkdir(parents=True)
+    with Sandbox(Limits(wall_seconds=10), "plain", preload=(), cgroup=False) as sb:
+        assert run(sb, "RESULT = 1").ok
+    assert not stale.exists() and alive.exists()

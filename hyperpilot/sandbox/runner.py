@@ -43,6 +43,7 @@ from hyperpilot.sandbox.result import SandboxResult, explain
 
 DEFAULT_PRELOAD = ("hyperpilot.sandbox.executor", "hyperpilot.trainers", "sklearn.model_selection")
 DEFAULT_WARMUP = "hyperpilot.sandbox.executor:warmup"
+ROOT_PREFIX = "hyperpilot-sandbox-"  # + owner pid + "-" + random: stale ones are swept
 WORKER = str(Path(__file__).resolve().parent / "worker.py")
 WORKER_HEADROOM_MB = 1024  # the worker's own imports, inside the cgroup next to the trial
 REPLY_GRACE_S = 30.0
@@ -148,7 +149,8 @@ class Sandbox:
     # -- internals --------------------------------------------------------------------
     def _ensure_root(self) -> Path:
         if self._root is None:
-            self._root = Path(tempfile.mkdtemp(prefix="hyperpilot-sandbox-"))
+            _sweep_stale_roots()
+            self._root = Path(tempfile.mkdtemp(prefix=f"{ROOT_PREFIX}{os.getpid()}-"))
             (self._root / "runs").mkdir()
             (self._root / "data").mkdir()
             (self._root / "home").mkdir()
@@ -262,6 +264,22 @@ def _collect(res: SandboxResult, run_dir: Path, names: tuple[str, ...], limits: 
                                        error=f"the job did not leave a readable {name} in its run dir")
         files[name] = path.read_bytes()
     return dataclasses.replace(res, files=files)
+
+
+def _sweep_stale_roots() -> None:
+    """Remove the root folders of sandboxes whose process died without closing them (a
+    SIGKILLed solve: bwrap and the worker die with it, their folder would stay)."""
+    tmp = Path(tempfile.gettempdir())
+    for folder in tmp.glob(f"{ROOT_PREFIX}*-*"):
+        pid = folder.name[len(ROOT_PREFIX):].split("-", 1)[0]
+        if not pid.isdigit() or folder.is_symlink() or folder.stat().st_uid != os.getuid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except PermissionError:
+            pass
 
 
 def _user_tasks(uid: int) -> int:
