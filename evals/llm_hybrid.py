@@ -142,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     run = sub.add_parser("run")
     run.add_argument("--seeds", type=int, default=5)
+    run.add_argument("--first-seed", type=int, default=0, help="run seeds first-seed .. seeds-1 (to split a run)")
     run.add_argument("--budget", type=int, default=30)
     run.add_argument("--rates", default="0.25,0.5")
     run.add_argument("--timeout", type=float, default=30.0, help="seconds per LLM call (the product default is 30)")
@@ -156,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     chosen = methods([float(r) for r in args.rates.split(",") if r], args.timeout)
     if args.methods:
         chosen = [m for m in chosen if m.name in args.methods.split(",")]
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.seeds):
         run_cells(problems, chosen, [seed], args.budget, OUT)
     print(report(load_rows(OUT)))
     return 0
