@@ -286,3 +286,24 @@ def test_a_timeout_stops_the_study_early() -> None:
     result = Assistant().solve(Task(data="sklearn:iris", models=["knn"], n_trials=500, cv_folds=2, timeout=4))
     assert 1 <= result.n_trials < 500
     assert math.isfinite(result.test_score)
+
+
+def test_an_executor_that_raises_fails_the_trial_not_the_study() -> None:
+    """An executor breaking its never-raise contract costs one trial, not the study."""
+    from hyperpilot.tools import InProcessExecutor
+
+    class Breaking(InProcessExecutor):
+        calls = 0
+
+        def run(self, model, config, X, y, task):  # type: ignore[no-untyped-def]
+            Breaking.calls += 1
+            if Breaking.calls == 2:
+                raise OSError("worker pipe closed")
+            return super().run(model, config, X, y, task)
+
+    result = Assistant(executor=Breaking(), llm="none", memory=None).solve(
+        Task(data="sklearn:iris", models=["knn"], n_trials=3, cv_folds=2)
+    )
+    failed = result.trials[result.trials.state == "FAIL"]
+    assert len(failed) == 1 and "executor failed: OSError: worker pipe closed" in failed.error.iloc[0]
+    assert result.n_trials == 3

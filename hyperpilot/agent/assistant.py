@@ -32,7 +32,7 @@ from hyperpilot.errors import StudyError
 from hyperpilot.report import write_report
 from hyperpilot.sandbox import SandboxExecutor
 from hyperpilot.task import Task
-from hyperpilot.tools import Executor
+from hyperpilot.tools import Executor, Outcome
 from hyperpilot.trainers import get_trainer
 
 if TYPE_CHECKING:
@@ -177,7 +177,10 @@ class Assistant:
         trial.set_user_attr("source", source)
         trial.set_user_attr("model", model)
         trial.set_user_attr("config", config)
-        outcome = self.executor.run(model, config, ctx.X, ctx.y, task)
+        try:
+            outcome = self.executor.run(model, config, ctx.X, ctx.y, task)
+        except Exception as e:  # noqa: BLE001 - an executor's own failure fails the trial, not the study
+            outcome = Outcome(None, 0.0, f"executor failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
         trial.set_user_attr("seconds", round(outcome.seconds, 4))
         if outcome.evaluation is not None:
             trial.set_user_attr("metrics", outcome.evaluation.metrics)
