@@ -93,7 +93,7 @@ def methods(rates: list[float], timeout: float) -> list[Method]:
 
 def report(rows: list[dict[str, Any]]) -> str:
     """Leaderboard, per-problem scores, per-seed wins against BO alone, planner overhead."""
-    rows = [r for r in rows if r["problem"] in PROBLEMS]
+    rows = list({(r["problem"], r["method"], r["seed"]): r for r in reversed(rows) if r["problem"] in PROBLEMS}.values())
     out = [leaderboard_markdown(rows, f"LLM hybrid, {len({r['problem'] for r in rows})} problems, budget 30"), "",
            detail_markdown(rows), ""]
     scores = normalised_scores(rows, budgets=(30,))
@@ -114,6 +114,7 @@ def report(rows: list[dict[str, Any]]) -> str:
                  for (p, mm, n) in scores if mm == m and (p, "hyperpilot-bo", 30) in scores]
         out.append(f"| {m} | {better} | {equal} | {worse} | {np.mean(diffs):+.3f} over {len(diffs)} problems |")
     planner = [json.loads(line) for line in PLANNER_OUT.read_text().splitlines()] if PLANNER_OUT.exists() else []
+    planner = list({(p["problem"], p["method"], p["seed"]): p for p in reversed(planner)}.values())  # first of duplicates
     if planner:
         out += ["", "Planner cost per hybrid run (mean):", "",
                 "| method | runs | calls | s/call | planner s | wall s | planner share of wall | valid | invalid | fell back | used |",
