@@ -40,7 +40,7 @@ class StudyEntry(BaseModel):
     best_score: float | None = None
     top_configs: list[dict[str, Any]] = Field(default_factory=list, description="best configs first, up to 5")
     n_trials: int = 0
-    origin: str = Field("local", description="'local' for this machine's studies, else the pack's name")
+    origin: str = Field(default="local", description="'local' for this machine's studies, else the pack's name")
     created: float = Field(default_factory=time.time)
 
     @field_validator("meta_features")
@@ -60,7 +60,7 @@ class TrialEntry(BaseModel):
     model: str
     config: dict[str, Any]
     score: float | None = None
-    rank: float | None = Field(None, ge=0.0, le=1.0)
+    rank: float | None = Field(default=None, ge=0.0, le=1.0)
     status: Status = "complete"
     source: str = "bo"
 
