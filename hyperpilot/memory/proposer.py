@@ -4,7 +4,7 @@
   already finished (a resumed study), and — for a fresh study — enqueues the best configs
   of the most similar past studies right after the card defaults, with `source=memory`.
 - `observe`: stores each finished trial at once (a crash loses nothing Optuna was told)
-  and updates the study's summary.
+  and updates the study's summary when the trial is a new best (and every 10 trials).
 - `finish`: recomputes the rank-normalised scores of the study's trials and its summary,
   and gives up the memory's writer lock.
 
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("hyperpilot.memory")
 SOURCE = "memory"
+SUMMARY_EVERY = 10  # the study's summary is rewritten on a new best and every 10 trials (finish: always)
 
 
 class MemoryProposer(Proposer):
@@ -128,7 +129,9 @@ class MemoryProposer(Proposer):
         entry = entry.model_copy(update={"rank": ranks[-1]})  # provisional: finish() re-ranks all
         trials[-1] = entry
         self.memory.add_trials([entry])
-        self.memory.add_study(summarise(self._entries[record.model], trials))
+        summary = summarise(self._entries[record.model], trials)
+        if ranks[-1] == 1.0 or len(trials) % SUMMARY_EVERY == 0:  # a new best, or now and then
+            self.memory.add_study(summary)
 
     def _finish(self, ctx: SolveContext) -> None:
         for entry in self._entries.values():

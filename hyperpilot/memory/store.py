@@ -35,6 +35,7 @@ from hyperpilot.memory.similarity import Mix, meta_similarity, transfer_share
 
 STUDIES, TRIALS = "hp_studies", "hp_trials"
 _TRIAL_DIM = 4  # trials are found by metadata, not by vector; a small vector keeps them cheap
+_BATCH = 4000
 _LOCKS: dict[str, int] = {}  # store path -> fd holding this process's writer lock
 
 
@@ -155,9 +156,11 @@ class Memory:
         if missing:
             for text, vec in zip(missing, self.embedder.embed(missing), strict=True):
                 self._vectors[text] = [float(x) for x in vec]
-        self._call(self._studies.upsert, ids=[e.id for e in entries],
-                   embeddings=[self._vectors[e.card_text] for e in entries],
-                   documents=[e.card_text for e in entries], metadatas=[_study_meta(e) for e in entries])
+        for i in range(0, len(entries), _BATCH):  # chromadb refuses batches above ~5,000
+            part = entries[i:i + _BATCH]
+            self._call(self._studies.upsert, ids=[e.id for e in part],
+                       embeddings=[self._vectors[e.card_text] for e in part],
+                       documents=[e.model_dump_json() for e in part], metadatas=[_study_meta(e) for e in part])
 
     def add_study(self, entry: StudyEntry) -> None:
         self.add_studies([entry])
@@ -167,8 +170,10 @@ class Memory:
         if not entries:
             return
         self._writable()
-        self._call(self._trials.upsert, ids=[t.id for t in entries],
-                   embeddings=[_trial_vector(t) for t in entries], metadatas=[_trial_meta(t) for t in entries])
+        for i in range(0, len(entries), _BATCH):
+            part = entries[i:i + _BATCH]
+            self._call(self._trials.upsert, ids=[t.id for t in part],
+                       embeddings=[_trial_vector(t) for t in part], metadatas=[_trial_meta(t) for t in part])
 
     def refresh(self, study_id: str) -> StudyEntry:
         """Recompute the ranks of a study's trials and its summary (best config, top
@@ -202,18 +207,18 @@ class Memory:
 
     def get_study(self, study_id: str) -> StudyEntry:
         self.open(create=False)
-        got = self._call(self._studies.get, ids=[study_id], include=["metadatas", "documents"])
+        got = self._call(self._studies.get, ids=[study_id], include=["documents"])
         if not got["ids"]:
             raise MemoryStoreError(f"no study '{study_id}' in the memory; `hyperpilot memory list` shows them")
-        return _study_from(got["metadatas"][0], got["documents"][0])
+        return _study_from(got["documents"][0])
 
     def studies(self, where: dict[str, Any] | None = None) -> list[StudyEntry]:
         """Every study record (matching a chromadb `where` filter), oldest first."""
         if self._client is None and not self.exists():
             return []
         self.open()
-        got = self._call(self._studies.get, where=where, include=["metadatas", "documents"])
-        entries = [_study_from(m, d) for m, d in zip(got["metadatas"], got["documents"], strict=False)]
+        got = self._call(self._studies.get, where=where, include=["documents"])
+        entries = [_study_from(d) for d in got["documents"]]
         return sorted(entries, key=lambda s: s.created)
 
     def trials(self, study_id: str) -> list[TrialEntry]:
@@ -230,9 +235,8 @@ class Memory:
         if n_studies == 0:
             return []
         got = self._call(self._studies.query, query_embeddings=[self.embed(text)], n_results=min(n, n_studies),
-                         include=["metadatas", "documents", "distances"])
-        return [(_study_from(m, d), 1.0 - float(dist))
-                for m, d, dist in zip(got["metadatas"][0], got["documents"][0], got["distances"][0], strict=False)]
+                         include=["documents", "distances"])
+        return [(_study_from(d), 1.0 - float(dist)) for d, dist in zip(got["documents"][0], got["distances"][0], strict=True)]
 
     def similar(
         self, query: Query, cards: list[ModelCard], k: int = 3, *, mix: Mix | None = None,
@@ -242,35 +246,43 @@ class Memory:
         `cards`, best first, at most one per (dataset, model): embedding similarity among
         the `n_candidates` nearest texts, re-scored with meta-features and model (`Mix`)."""
         mix = mix or Mix()
-        n_studies, _ = self.count()
-        if n_studies == 0 or k <= 0:
+        if k <= 0 or (self._client is None and not self.exists()):
+            return []
+        self.open()
+        n_studies = int(self._call(self._studies.count))
+        if n_studies == 0:
             return []
         exclude_ids = set(exclude_ids)
-        clauses: list[dict[str, Any]] = []
         excluded = sorted(set(exclude_datasets))
-        if excluded:
-            clauses.append({"dataset": {"$nin": excluded}})
         got = self._call(self._studies.query, query_embeddings=[self.embed(query.text)],
-                         n_results=min(n_candidates, n_studies), include=["metadatas", "documents", "distances"],
-                         where=(clauses[0] if len(clauses) == 1 else None))
-        best: dict[tuple[str, str], Neighbour] = {}
-        for meta, doc, dist in zip(got["metadatas"][0], got["documents"][0], got["distances"][0], strict=False):
-            study = _study_from(meta, doc)
-            if study.id in exclude_ids or study.best_config is None:
+                         n_results=min(n_candidates, n_studies), include=["metadatas", "distances"],
+                         where={"dataset": {"$nin": excluded}} if excluded else None)
+        # score from the small metadata; parse only the winners' full records
+        best: dict[tuple[str, str], tuple[float, float, str, float, float, float, str]] = {}
+        for sid, meta, dist in zip(got["ids"][0], got["metadatas"][0], got["distances"][0], strict=True):
+            params = [p for p in str(meta.get("params", "")).split(",") if p]
+            if sid in exclude_ids or not params:
                 continue
-            params = list(study.best_config)
-            shares = [(transfer_share(study.model, study.family, params, c), c.name) for c in cards]
+            shares = [(transfer_share(str(meta["model"]), str(meta["family"]), params, c), c.name) for c in cards]
             model_sim, target = max(shares) if shares else (0.0, "")
             if model_sim <= 0:
                 continue
             text_sim = 1.0 - float(dist)
-            meta_sim = meta_similarity(query.meta_features, study.meta_features)
-            n = Neighbour(study, mix.score(text_sim, meta_sim, model_sim), text_sim, meta_sim, model_sim, target)
-            key = (study.dataset, study.model)
-            old = best.get(key)
-            if old is None or (n.score, _signed(n.study)) > (old.score, _signed(old.study)):
-                best[key] = n
-        return sorted(best.values(), key=lambda n: -n.score)[:k]
+            meta_sim = meta_similarity(query.meta_features, json.loads(str(meta.get("meta", "{}"))))
+            score = mix.score(text_sim, meta_sim, model_sim)
+            signed = float("-inf")
+            if "best_score" in meta:
+                signed = float(meta["best_score"]) * (-1.0 if meta.get("direction") == "minimize" else 1.0)
+            key = (str(meta["dataset"]), str(meta["model"]))
+            if key not in best or (score, signed) > best[key][:2]:
+                best[key] = (score, signed, sid, text_sim, meta_sim, model_sim, target)
+        chosen = sorted(best.values(), key=lambda b: -b[0])[:k]
+        if not chosen:
+            return []
+        docs = self._call(self._studies.get, ids=[c[2] for c in chosen], include=["documents"])
+        entries = {i: _study_from(d) for i, d in zip(docs["ids"], docs["documents"], strict=True)}
+        return [Neighbour(entries[sid], score, text_sim, meta_sim, model_sim, target)
+                for score, _, sid, text_sim, meta_sim, model_sim, target in chosen if sid in entries]
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -284,25 +296,24 @@ class Memory:
             ) from e
 
 
-def _signed(study: StudyEntry) -> float:
-    if study.best_score is None:
-        return float("-inf")
-    return study.best_score if study.direction == "maximize" else -study.best_score
-
-
 def _study_meta(e: StudyEntry) -> dict[str, Any]:
+    """The small, filterable part of a study record (the whole record is its document)."""
     meta: dict[str, Any] = {
-        "dataset": e.dataset, "task_type": e.task_type, "model": e.model, "family": e.family,
-        "metric": e.metric, "origin": e.origin, "n_trials": e.n_trials, "created": e.created,
-        "json": dumps(e.model_dump(exclude={"card_text"})),
+        "dataset": e.dataset, "task_type": e.task_type, "model": e.model, "family": e.family, "metric": e.metric,
+        "direction": e.direction, "origin": e.origin, "n_trials": e.n_trials, "created": e.created,
+        "params": ",".join(sorted(e.best_config or {})), "meta": dumps(e.meta_features),
     }
     if e.best_score is not None:
         meta["best_score"] = e.best_score
     return meta
 
 
-def _study_from(meta: dict[str, Any], document: str | None) -> StudyEntry:
-    return StudyEntry.model_validate({**json.loads(meta["json"]), "card_text": document or ""})
+def _study_from(document: str | None) -> StudyEntry:
+    try:
+        return StudyEntry.model_validate_json(document or "{}")
+    except ValueError as e:
+        raise MemoryStoreError(f"a study record in the memory is damaged ({_first_line(e)}); "
+                               "`hyperpilot memory forget ID` removes it") from e
 
 
 def _trial_meta(t: TrialEntry) -> dict[str, Any]:
