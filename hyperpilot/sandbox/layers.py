@@ -159,9 +159,11 @@ def command(layer: str, *, python: list[str], runs: Path, data: Path, env: dict[
         args += ["--cap-drop", "ALL", *_system_args()]
         for name in ETC_FILES:
             args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
+        # The private /tmp comes before the binds: a venv or checkout that lives under /tmp
+        # (a CI clone, say) must be bound on top of it, not hidden by it.
+        args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/dev/shm", "--tmpfs", "/tmp"]
         for p in (*python_binds(), *extra_ro):
             args += ["--ro-bind", p, p]
-        args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/dev/shm", "--tmpfs", "/tmp"]
         if gpus:
             for node in sorted(Path("/dev").glob("nvidia*")):
                 args += ["--dev-bind", str(node), str(node)]
