@@ -33,7 +33,7 @@ from evals.methods.random_search import RandomSearch
 from evals.problems import Problem, get_problems
 from evals.report import detail_markdown, leaderboard_markdown
 from evals.runner import RESULTS, load_rows, run_cells
-from evals.scoring import normalised_scores
+from evals.scoring import expected_min
 
 PROBLEMS = ["bm-iris-knn-accuracy", "bm-wine-decision_tree-accuracy", "bm-breast_cancer-svm-accuracy",
             "bm-breast_cancer-logistic_regression-accuracy", "bm-diabetes-ridge-mse", "bm-diabetes-decision_tree-mse"]
@@ -96,11 +96,11 @@ def report(rows: list[dict[str, Any]]) -> str:
     rows = list({(r["problem"], r["method"], r["seed"]): r for r in reversed(rows) if r["problem"] in PROBLEMS}.values())
     out = [leaderboard_markdown(rows, f"LLM hybrid, {len({r['problem'] for r in rows})} problems, budget 30"), "",
            detail_markdown(rows), ""]
-    scores = normalised_scores(rows, budgets=(30,))
     hybrids = sorted({r["method"] for r in rows if r["method"].startswith("hyperpilot-llm")})
     by_cell = {(r["problem"], r["method"], r["seed"]): min(r["losses"]) for r in rows}
     out += ["Per seed, best loss after 30 trials against `hyperpilot-bo` (same problem and seed):", "",
-            "| method | better | equal | worse | mean normalised score (hybrid − bo) |", "|---|---|---|---|---|"]
+            "| method | better | equal | worse | mean normalised score at n=30, hybrid vs bo (same cells) |",
+            "|---|---|---|---|---|"]
     for m in hybrids:
         better = equal = worse = 0
         for (p, method, s), loss in by_cell.items():
@@ -110,9 +110,10 @@ def report(rows: list[dict[str, Any]]) -> str:
             better += loss < bo - 1e-12
             worse += loss > bo + 1e-12
             equal += abs(loss - bo) <= 1e-12
-        diffs = [np.mean(scores[(p, m, 30)]) - np.mean(scores[(p, "hyperpilot-bo", 30)])
-                 for (p, mm, n) in scores if mm == m and (p, "hyperpilot-bo", 30) in scores]
-        out.append(f"| {m} | {better} | {equal} | {worse} | {np.mean(diffs):+.3f} over {len(diffs)} problems |")
+        paired = _paired_scores(rows, m)
+        diff = np.mean([h - b for h, b in paired]) if paired else float("nan")
+        out.append(f"| {m} | {better} | {equal} | {worse} | {np.mean([h for h, _ in paired]):.3f} vs "
+                   f"{np.mean([b for _, b in paired]):.3f} ({diff:+.3f}) over {len(paired)} paired runs |")
     planner = [json.loads(line) for line in PLANNER_OUT.read_text().splitlines()] if PLANNER_OUT.exists() else []
     planner = list({(p["problem"], p["method"], p["seed"]): p for p in reversed(planner)}.values())  # first of duplicates
     if planner:
@@ -136,6 +137,26 @@ def report(rows: list[dict[str, Any]]) -> str:
         walls[r["method"]].append(r["wall_seconds"])
     out += ["", "Mean wall seconds per run: " + ", ".join(f"{m} {np.mean(v):.1f}" for m, v in sorted(walls.items()))]
     return "\n".join(out)
+
+
+def _paired_scores(rows: list[dict[str, Any]], method: str, n: int = 30) -> list[tuple[float, float]]:
+    """(hybrid, bo) normalised scores at `n` for every (problem, seed) both ran (Bayesmark's
+    normalisation, as in evals.scoring)."""
+    out = []
+    for p in sorted({r["problem"] for r in rows}):
+        runs = [r for r in rows if r["problem"] == p]
+        pool = np.array([x for r in runs if r["method"] == "random" for x in r["losses"]], dtype=float)
+        if not np.isfinite(pool).any():
+            continue
+        clip = float(np.median(pool[np.isfinite(pool)]))
+        opt = min(min(r["losses"]) for r in runs)
+        scale = min(expected_min(pool, n), clip) - opt
+        by = {(r["method"], r["seed"]): min(min(r["losses"][:n]), clip) for r in runs}
+        for (m, seed), loss in by.items():
+            if m == method and ("hyperpilot-bo", seed) in by:
+                norm = [0.0 if scale <= 1e-12 else (x - opt) / scale for x in (loss, by[("hyperpilot-bo", seed)])]
+                out.append((norm[0], norm[1]))
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
