@@ -10,9 +10,9 @@ PROTOCOL = os.fdopen(os.dup(1), "w")
 os.dup2(2, 1)
 sys.stdout = sys.stderr
 
-import numpy as np
-from hebo.design_space.design_space import DesignSpace
-from hebo.optimizers.hebo import HEBO
+import numpy as np  # noqa: E402 - after the stdout redirect above
+from hebo.design_space.design_space import DesignSpace  # noqa: E402
+from hebo.optimizers.hebo import HEBO  # noqa: E402
 
 
 def design_space(spec):
