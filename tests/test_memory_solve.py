@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from typer.testing import CliRunner
@@ -42,7 +43,21 @@ def test_second_similar_task_gets_memory_trials_from_the_first(tmp_path: Path) -
     assert list(rows.source)[:2] == ["default", "memory"]  # warm start right after the card default
     assert proposer.warm and proposer.warm[0].neighbour.study.id == sid
     assert [e.study_id for e in proposer.examples()] == [sid]  # what the LLM planner can show
+    ctx = SimpleNamespace(task=second.task, dataset_card=second.dataset_card, space=SimpleNamespace(models=["knn"]))
+    (example,) = proposer.planner_examples(ctx)  # type: ignore[arg-type]
+    assert example.model == "knn" and example.task.startswith("sklearn:iris") and set(example.config) == {"n_neighbors", "p"}
     assert memory.count()[0] == 2
+
+
+def test_llm_planner_gets_the_memory_examples() -> None:
+    from hyperpilot.agent.llm.scripted import ScriptedLLM
+    from hyperpilot.agent.policy import LLMProposer
+
+    assistant = Assistant(llm=ScriptedLLM())
+    memory_proposer, llm_proposer = assistant.proposers[0], assistant.proposers[-1]
+    assert isinstance(memory_proposer, MemoryProposer) and isinstance(llm_proposer, LLMProposer)
+    assert llm_proposer.examples == memory_proposer.planner_examples
+    assert Assistant(llm=ScriptedLLM(), memory=None).proposers[-1].examples is None  # type: ignore[attr-defined]
 
 
 def test_in_context_examples_for_the_planner(tmp_path: Path) -> None:

@@ -108,7 +108,8 @@ class Assistant:
         self.proposers[:0] = [warm] if warm is not None else []
         self.llm = resolve_llm(default_spec() if llm is None else llm)
         if self.llm is not None:
-            self.proposers.append(LLMProposer(self.llm, rate=DEFAULT_RATE if llm_rate is None else llm_rate))
+            self.proposers.append(LLMProposer(self.llm, rate=DEFAULT_RATE if llm_rate is None else llm_rate,
+                                              examples=warm.planner_examples if warm is not None else None))
         self.executor = executor or SandboxExecutor()
         self.on_trial = on_trial
 

@@ -28,6 +28,7 @@ from hyperpilot.memory.retrieve import (
     MemoryExample,
     WarmStart,
     examples_of,
+    in_context_examples,
     query_for,
     study_text,
     warm_configs,
@@ -69,6 +70,19 @@ class MemoryProposer(Proposer):
         """The studies this solve was warm-started from, as in-context examples for the
         LLM planner (empty before `start`, or when the memory had nothing similar)."""
         return examples_of(self.warm)
+
+    def planner_examples(self, ctx: SolveContext) -> list[Any]:
+        """For `LLMProposer(examples=...)`: the similar past studies as the planner's
+        `Example`s — the warm-start set, or (a resumed study has none) a fresh retrieval."""
+        from hyperpilot.agent.planner import Example
+
+        if self._off:
+            return []
+        found = self.examples() or in_context_examples(
+            ctx.task, ctx.dataset_card, self.memory, self.k, exclude_datasets=self.exclude_datasets,
+            exclude_ids=[f"{ctx.task.study_name}/{m}" for m in ctx.space.models], mix=self.mix)
+        return [Example(task=f"{e.dataset} ({e.metric}, {e.direction})", model=e.model, config=e.config,
+                        score=e.best_score) for e in found]
 
     # ------------------------------------------------------------------ hooks
     def start(self, ctx: SolveContext) -> None:
