@@ -18,6 +18,7 @@ import importlib.metadata
 import importlib.util
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,17 @@ def smollm2_path() -> Path:
     if not path.is_file():
         raise LLMUnavailable(f"{SMOLLM2_PACKAGE} is installed but {path} is missing; reinstall it: {INSTALL}")
     return path
+
+
+_LOADED: weakref.WeakSet[EmbeddedLLM] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_loaded() -> None:
+    """Free loaded models before interpreter teardown, which llama.cpp's `__del__` trips over
+    (a weak set: an unused model is still freed as soon as it is garbage)."""
+    for llm in list(_LOADED):
+        llm.close()
 
 
 def check_runtime() -> None:
@@ -85,7 +97,7 @@ class EmbeddedLLM(LLM):
             )
         except (ValueError, RuntimeError) as e:
             raise LLMUnavailable(f"cannot load the embedded model {path}: {e}") from e
-        atexit.register(self.close)  # free it before interpreter teardown, which llama.cpp's __del__ trips over
+        _LOADED.add(self)
         return self._llama
 
     def close(self) -> None:
