@@ -138,4 +138,5 @@ def _recover_interrupted(study: optuna.Study) -> None:
         store.set_trial_user_attr(t._trial_id, "interrupted", True)  # noqa: SLF001
         store.set_trial_state_values(t._trial_id, TrialState.FAIL)  # noqa: SLF001
         attrs: dict[str, Any] = {k: v for k, v in t.user_attrs.items() if k in ("source", "rationale")}
+        attrs.setdefault("source", "bo")  # killed between ask() and tagging: it was BO's
         study.enqueue_trial(t.params, user_attrs={**attrs, "retry_of": t.number})
