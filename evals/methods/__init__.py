@@ -13,7 +13,8 @@ from evals.methods.smac3 import SMAC3
 def all_methods() -> dict[str, Method]:
     methods: list[Method] = [
         RandomSearch(), OptunaSampler("tpe"), OptunaSampler("gp"), SMAC3(), HEBO(),
-        Hyperpilot("hyperpilot-bo", llm="none"),
+        Hyperpilot("hyperpilot-bo", llm="none", memory=None),          # card default + multivariate TPE
+        Hyperpilot("hyperpilot-llm", llm="embedded", memory=None),     # + the embedded LLM, cold memory
     ]
     return {m.name: m for m in methods}
 
