@@ -185,6 +185,7 @@ def test_hybrid_policy_in_a_real_solve() -> None:
     info = accounting(study)
     assert info is not None and info["backend"] == "scripted" and info["used"] == 4 and info["proposed"] == 4
     assert info["stats"]["calls"] >= 4 and "summary" in info and set(info["ranks"]) == {"default", "llm", "bo"}
+    assert info["facts"].startswith("importance: ") and "n_neighbors" in info["facts"]
     assert "## LLM planner" in result.report_path.read_text()
     assert json.loads((result.report_path.parent / "report.json").read_text())["llm"]["used"] == 4
     # resuming: no second initial design; the policy goes on at its rate

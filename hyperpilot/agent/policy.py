@@ -138,10 +138,14 @@ class LLMProposer(Proposer):
         return out
 
     def _summary(self, ctx: SolveContext) -> str:
+        """The LLM's summary; the measured facts it was given are saved beside it."""
         try:
             facts = study_facts(ctx)
         except (ValueError, HyperpilotError):
             return ""
+        shares = ", ".join(f"{name} {share:.0%}" for name, share in facts["importances"]) or "too few trials"
+        ctx.study.set_user_attr(ATTR, {**self._state(ctx), "facts": f"importance: {shares}; best quarter: "
+                                       + "; ".join(facts["region"])})
         text = self._guarded(ctx, lambda: self.planner.summarise(facts), count=False)
         return text or ""
 
@@ -302,6 +306,8 @@ def accounting_rows(info: dict[str, Any]) -> list[tuple[str, str]]:
                                                  f"(0 best, 1 worst), best {r['best']:.4g}"))
     if info.get("warning"):
         rows.append(("warning", str(info["warning"])[:200]))
+    if info.get("facts"):
+        rows.append(("what mattered (measured)", str(info["facts"])))
     if info.get("summary"):
         rows.append(("summary (LLM)", str(info["summary"])))
     return rows
