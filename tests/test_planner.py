@@ -144,7 +144,7 @@ def test_config_schema_reserves_planner_field_names() -> None:
 # -- the hybrid policy ------------------------------------------------------------------
 def _solve(llm: ScriptedLLM, n: int = 8, rate: float = 0.5, **kw: Any) -> tuple[Any, optuna.Study]:
     """A real `Assistant.solve` (SQLite study, CV, report)."""
-    assistant = Assistant(proposers=[LLMProposer(llm, rate=rate, **kw)], llm="none")
+    assistant = Assistant(proposers=[LLMProposer(llm, rate=rate, **{"n_initial": 2, **kw})], llm="none")
     result = assistant.solve(Task(data="sklearn:iris", models=["knn"], n_trials=n, cv_folds=2))
     return result, studies.load_study(result.study_name)
 
@@ -157,7 +157,7 @@ def _drive(llm: ScriptedLLM, n: int = 8, rate: float = 0.5, **kw: Any) -> optuna
     data = load_dataset("sklearn:iris")
     ctx = SolveContext(task, study, space, DatasetCard.profile(data, "multiclass"), data.X, data.y)
     space.enqueue(study, "knn", get_model_card("knn").default_config(), "default")
-    proposer = LLMProposer(llm, rate=rate, **kw)
+    proposer = LLMProposer(llm, rate=rate, **{"n_initial": 2, **kw})
     proposer.start(ctx)
     while studies.n_finished(study) < n:
         if not ctx.has_waiting():
@@ -205,6 +205,14 @@ def test_llm_replaces_bo_at_the_rate_evenly() -> None:
 
 def test_rate_zero_only_seeds_the_start() -> None:
     assert _sources(_drive(ScriptedLLM(), n=6, rate=0.0)) == ["default", "llm", "llm", "bo", "bo", "bo"]
+
+
+def test_initial_design_by_default_only_for_models_that_propose_freely() -> None:
+    picker = LLMProposer(ScriptedLLM(), rate=0.0)
+    assert picker.n_initial is None
+    assert _sources(_drive(ScriptedLLM(), n=4, rate=0.0, n_initial=None)) == ["default", "bo", "bo", "bo"]
+    free = _drive(ScriptedLLM(free_proposals=True), n=4, rate=0.0, n_initial=None)
+    assert _sources(free)[:2] == ["default", "llm"]  # (the scripted free answer repeats itself: deduplicated)
 
 
 @pytest.mark.parametrize("script", [

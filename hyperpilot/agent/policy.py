@@ -1,7 +1,9 @@
 """The hybrid proposal policy, BO in control: `LLMProposer`.
 
 - `start`: on a fresh study, after the card default, the LLM's initial design (k configs,
-  zero-shot warm start from the model and dataset cards and memory examples).
+  zero-shot warm start from the model and dataset cards and memory examples). By default
+  only for a model that proposes freely: the embedded 135M picker's zero-shot designs ranked
+  far below BO's trials (docs/benchmarks.md), so for it `n_initial` defaults to 0.
 - `propose`: at `rate` of the remaining steps (spread evenly: a credit accumulator), the
   LLM replaces BO's candidate. A small model picks among candidates drawn from the study's
   own sampler (a throwaway in-memory copy of the study) plus one random and any memory
@@ -42,7 +44,7 @@ ATTR = "llm"
 class LLMProposer(Proposer):
     name = "llm"
 
-    def __init__(self, llm: LLM | str, *, rate: float = DEFAULT_RATE, n_initial: int = 2, n_candidates: int = 3,
+    def __init__(self, llm: LLM | str, *, rate: float = DEFAULT_RATE, n_initial: int | None = None, n_candidates: int = 3,
                  retries: int = 2, timeout: float = 30.0, summarise: bool = True,
                  examples: Callable[[SolveContext], list[Example]] | None = None) -> None:
         if not 0.0 <= rate <= 1.0:
@@ -66,8 +68,9 @@ class LLMProposer(Proposer):
         self._proposed, self._used, self._warning = 0, 0, ""
         self._examples = self.examples(ctx) if self.examples is not None else []
         fresh = not studies.n_finished(ctx.study)
-        if fresh and self.n_initial > 0:
-            k = min(self.n_initial, max(0, ctx.task.n_trials - len(ctx.space.models)))
+        n_initial = self.n_initial if self.n_initial is not None else (2 if llm.free_proposals else 0)
+        if fresh and n_initial > 0:
+            k = min(n_initial, max(0, ctx.task.n_trials - len(ctx.space.models)))
             if k:
                 self._guarded(ctx, lambda: self._initial_design(ctx, k))
         self._save(ctx)
