@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from evals.methods import all_methods
+from evals.methods.memory import SOURCE, pack_path, write_suite_pack
 from evals.problems import get_problems
 from evals.report import DOCS, commit, convergence_plot, detail_markdown, leaderboard_markdown
 from evals.runner import RESULTS, load_rows, run_cells
@@ -25,6 +26,10 @@ def main(argv: list[str] | None = None) -> int:
     rep = sub.add_parser("report", help="print the tables of a results file and draw its convergence plot")
     rep.add_argument("--suite", default="bayesmark")
     rep.add_argument("--out", default="")
+    pack = sub.add_parser("pack", help="write a suite's memory pack from its cached cold runs (for hyperpilot-memory)")
+    pack.add_argument("--suite", default="bayesmark")
+    pack.add_argument("--source", default=SOURCE, help="the method whose runs fill the memory")
+    pack.add_argument("--out", default="", help="results file to read (default evals/results/SUITE.jsonl)")
     args = parser.parse_args(argv)
 
     if args.cmd == "run":
@@ -32,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
             args.suite, args.seeds, args.budget = "quick", 2, 10
             if args.methods == run.get_default("methods"):
                 args.methods = "random,tpe,hyperpilot-bo"
-        methods = all_methods()
+        methods = all_methods(args.suite)
         chosen = []
         for name in filter(None, args.methods.split(",")):
             if name not in methods:
@@ -52,6 +57,14 @@ def main(argv: list[str] | None = None) -> int:
 
     path = RESULTS / (args.out or f"{args.suite}.jsonl")
     rows = load_rows(path)
+    if args.cmd == "pack":
+        target = pack_path(RESULTS, args.suite)
+        n_studies, n_trials = write_suite_pack(rows, get_problems(args.suite), target, args.source)
+        if not n_studies:
+            print(f"no {args.source} runs in {path}; run them first", file=sys.stderr)
+            return 2
+        print(f"{target}: {n_studies} studies, {n_trials} trials from {args.source} runs in {path}")
+        return 0
     if not rows:
         print(f"no results in {path}; run `python -m evals run --suite {args.suite}` first", file=sys.stderr)
         return 2

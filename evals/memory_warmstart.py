@@ -22,7 +22,6 @@ import json
 import math
 import tempfile
 import time
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +30,9 @@ import optuna
 
 from evals.problems import DATASETS, BayesmarkProblem
 from hyperpilot import studies
-from hyperpilot.cards import DatasetCard, get_model_card
-from hyperpilot.data import Dataset
+from hyperpilot.cards import get_model_card
 from hyperpilot.memory import Memory, Query, StudyEntry, TrialEntry, import_jsonl, write_pack
-from hyperpilot.memory.retrieve import MIX, K, study_text, warm_configs
+from hyperpilot.memory.retrieve import MIX, K, warm_configs
 from hyperpilot.task import Task
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -49,16 +47,6 @@ class Problem(BayesmarkProblem):
 
     def task_fields(self, seed: int) -> dict[str, Any]:
         return {**super().task_fields(seed), "cv_folds": self.folds}
-
-    @cached_property
-    def _card(self) -> tuple[str, dict[str, float], Task]:
-        task, _, X_train, _, y_train, _ = self._setup
-        card = DatasetCard.profile(Dataset(f"sklearn:{self.dataset}", X_train, y_train, "target"), task.task_type)
-        return study_text(card, str(task.task_type), str(task.metric)), dict(card.meta_features), task
-
-    def card(self) -> tuple[str, dict[str, float], Task]:
-        """Card text, meta-features and the resolved task (seed 0)."""
-        return self._card
 
 
 def run(problem: Problem, n: int, seed: int, warm: list[dict[str, Any]]) -> dict[str, Any]:

@@ -37,6 +37,8 @@ class Problem:
     loss: Callable[[dict[str, Any]], float] = field(repr=False)
     holdout_loss: Callable[[dict[str, Any]], float] | None = field(default=None, repr=False)
     task: dict[str, Any] | None = None  # Task fields, for methods that run hyperpilot's Assistant
+    # (dataset card text, meta-features, resolved Task) — what a memory pack stores of a study
+    card: Callable[[], tuple[str, dict[str, float], Any]] | None = field(default=None, repr=False)
 
 
 class BayesmarkProblem:
@@ -81,11 +83,26 @@ class BayesmarkProblem:
         except Exception:  # noqa: BLE001
             return math.inf
 
+    @cached_property
+    def _card(self) -> tuple[str, dict[str, float], Any]:
+        from hyperpilot.cards import DatasetCard
+        from hyperpilot.data import Dataset
+        from hyperpilot.memory.retrieve import study_text
+
+        task, _, X_train, _, y_train, _ = self._setup
+        card = DatasetCard.profile(Dataset(f"sklearn:{self.dataset}", X_train, y_train, "target"), task.task_type)
+        return study_text(card, str(task.task_type), str(task.metric)), dict(card.meta_features), task
+
+    def card(self) -> tuple[str, dict[str, float], Any]:
+        """The dataset card as the memory sees it (profiled from the training split), its
+        meta-features and the resolved task."""
+        return self._card
+
     def problem(self) -> Problem:
         from hyperpilot.cards import get_model_card
 
         return Problem(self.name, get_model_card(self.model).space, self.loss, self.holdout_loss,
-                       task=self.task_fields(seed=0))
+                       task=self.task_fields(seed=0), card=self.card)
 
 
 def bayesmark_problems(subset: str = "all") -> list[Problem]:

@@ -38,6 +38,7 @@ def run_cells(problems: list[Problem], methods: list[Method], seeds: list[int], 
         row = {
             "problem": problem.name, "method": method.name, "seed": seed, "budget": budget,
             "losses": [x if math.isfinite(x) else None for x in trace.losses],
+            "configs": [_jsonable(c) for c in trace.configs],
             "wall_seconds": round(trace.wall_seconds, 3),
             "objective_seconds": round(sum(trace.objective_seconds), 3),
             "overhead_per_suggestion": round(trace.overhead_per_suggestion, 5),
@@ -50,6 +51,10 @@ def run_cells(problems: list[Problem], methods: list[Method], seeds: list[int], 
         log(f"[{i}/{len(todo)}] {problem.name} {method.name} seed {seed}: best loss {best:.5g} "
             f"({time.perf_counter() - start:.1f} s)")
     return rows
+
+
+def _jsonable(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.item() if hasattr(v, "item") else v for k, v in config.items()}
 
 
 def _holdout(problem: Problem, trace: Any) -> dict[str, float]:

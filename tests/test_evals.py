@@ -50,3 +50,23 @@ def test_run_resumes_from_cache(tmp_path: Path) -> None:
     again = run_cells(problems, methods, [0, 1, 2], 5, path, log=lambda *_: None)
     assert len(again) == 6  # only the new seed ran
     assert len(load_rows(path)) == 6
+
+
+def test_memory_method_warm_starts_from_other_datasets_only(tmp_path: Path) -> None:
+    from evals.methods.memory import HyperpilotMemory, write_suite_pack
+
+    problems = get_problems("fast", ["bm-iris-knn-accuracy", "bm-wine-knn-accuracy"])
+    rows = run_cells(problems, [all_methods()["hyperpilot-bo"]], [0], 4, tmp_path / "cells.jsonl", log=lambda *_: None)
+    pack = tmp_path / "pack.jsonl"
+    assert write_suite_pack(rows, problems, pack) == (2, 8)
+    method = HyperpilotMemory(pack)
+    assert method.unavailable() is None
+    assert "no memory pack" in (HyperpilotMemory(tmp_path / "missing.jsonl").unavailable() or "")
+
+    iris = problems[0]
+    trace = method.run(iris, 4, seed=0)
+    wine_configs = next(r["configs"] for r in rows if r["problem"] == "bm-wine-knn-accuracy")
+    iris_configs = next(r["configs"] for r in rows if r["problem"] == "bm-iris-knn-accuracy")
+    assert trace.configs[0] == iris_configs[0]  # the card default first, as in every cold run
+    # then the memory's warm start: a config from the wine study (iris' own study is excluded)
+    assert trace.configs[1] in wine_configs[1:]

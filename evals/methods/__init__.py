@@ -5,16 +5,21 @@ from __future__ import annotations
 from evals.methods.base import Method, Trace
 from evals.methods.hebo import HEBO
 from evals.methods.hyperpilot import Hyperpilot
+from evals.methods.memory import HyperpilotMemory, pack_path
 from evals.methods.optuna_samplers import OptunaSampler
 from evals.methods.random_search import RandomSearch
 from evals.methods.smac3 import SMAC3
 
 
-def all_methods() -> dict[str, Method]:
+def all_methods(suite: str = "bayesmark") -> dict[str, Method]:
+    """Every method; `suite` picks the memory pack that `hyperpilot-memory` warm-starts from."""
+    from evals.runner import RESULTS
+
     methods: list[Method] = [
         RandomSearch(), OptunaSampler("tpe"), OptunaSampler("gp"), SMAC3(), HEBO(),
         Hyperpilot("hyperpilot-bo", llm="none", memory=None),          # card default + multivariate TPE
         Hyperpilot("hyperpilot-llm", llm="embedded", memory=None),     # + the embedded LLM, cold memory
+        HyperpilotMemory(pack_path(RESULTS, suite)),                   # + memory of the other datasets
     ]
     return {m.name: m for m in methods}
 
