@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import random
 import time
 from pathlib import Path
@@ -27,6 +26,8 @@ from typing import Any
 import numpy as np
 import optuna
 
+from evals.problems import HPOBENCH_DATASETS as DATASETS
+from evals.problems import hpobench_card
 from hyperpilot.cards.model import ModelCard
 from hyperpilot.memory import Memory, Mix, Query, StudyEntry, TrialEntry, write_pack
 from hyperpilot.memory.retrieve import warm_configs
@@ -35,32 +36,12 @@ from hyperpilot.space import IntParam, SearchSpace
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 RESULTS = Path(__file__).resolve().parent / "results"
 BUDGETS = (1, 3, 5, 10, 30)
-# OpenML facts: rows, features (numeric, categorical), class shares, what the columns are
-DATASETS: dict[str, tuple[int, int, int, list[float], str]] = {
-    "car": (1728, 0, 6, [0.700, 0.222, 0.040, 0.038], "car evaluation: buying price, maintenance cost, doors, persons, luggage boot size, safety"),
-    "phoneme": (5404, 5, 0, [0.707, 0.293], "speech: amplitudes of five harmonics, nasal versus oral vowels"),
-    "vehicle": (846, 18, 0, [0.258, 0.257, 0.251, 0.235], "vehicle silhouettes: compactness, circularity, elongatedness, axis moments"),
-    "australian": (690, 6, 8, [0.555, 0.445], "credit card applications: anonymised applicant attributes, approve or not"),
-    "kc1": (2109, 21, 0, [0.845, 0.155], "software defects: McCabe and Halstead code metrics of modules"),
-    "segment": (2310, 19, 0, [1 / 7] * 7, "image segmentation: region centroid, line density, colour means of outdoor image patches"),
-    "blood_transfusion": (748, 4, 0, [0.762, 0.238], "blood donors: recency, frequency, monetary, time since first donation"),
-    "credit_g": (1000, 7, 13, [0.700, 0.300], "German credit: checking account, duration, credit history, purpose, amount"),
-}
 
 
 def card_of(name: str) -> tuple[str, dict[str, float]]:
     """Dataset card text and meta-features (the keys `DatasetCard` computes)."""
-    rows, num, cat, shares, what = DATASETS[name]
-    feats = num + cat
-    p = np.array(shares)
-    kind = "binary" if len(shares) == 2 else "multiclass"
-    meta = {"log_rows": math.log10(rows), "log_features": math.log10(feats), "features_per_row": feats / rows,
-            "numeric_share": num / feats, "missing_fraction": 0.0, "n_classes": float(len(shares)),
-            "class_entropy": float(-(p * np.log2(p)).sum() / math.log2(len(p))), "imbalance_ratio": float(p.max() / p.min())}
-    text = (f"Dataset: {name} — {kind} task, target 'class'\nRows: {rows}; features: {feats} ({num} numeric, "
-            f"{cat} categorical); missing values: 0.0%\nClasses ({len(shares)}): "
-            + ", ".join(f"{i}: {s:.1%}" for i, s in enumerate(shares)) + f"\nColumns: {what}\nTask: {kind}; metric accuracy")
-    return text, meta
+    card = hpobench_card(name)
+    return card.text, card.meta
 
 
 class Bench:

@@ -53,7 +53,7 @@ def run(problem: Problem, n: int, seed: int, warm: list[dict[str, Any]]) -> dict
     """hyperpilot's loop on `problem`: default, `warm` configs, then TPE; scores in the
     metric's natural sign."""
     card = get_model_card(problem.model)
-    task = Task(**problem.task_fields(seed)).resolved(problem.card()[2].task_type)
+    task = Task(**problem.task_fields(seed)).resolved(problem.task_type())
     study = optuna.create_study(direction=task.direction, sampler=studies.make_sampler(task, 0))
     queue = [("default", card.default_config())] + [("memory", c) for c in warm]
     for _, c in queue:
@@ -113,11 +113,11 @@ def main(argv: list[str] | None = None) -> int:
         if r["mode"] != "cold":
             continue
         p = next(q for q in problems if (q.dataset, q.model) == (r["dataset"], r["model"]))
-        text, meta, task = p.card()
+        card = p.card()
         sid = f"bm-{p.dataset}-{p.model}-seed{r['seed']}/{p.model}"
-        study = StudyEntry(id=sid, dataset=f"sklearn:{p.dataset}", task_type=str(task.task_type), model=p.model,
-                           family=get_model_card(p.model).family, metric=str(task.metric), direction=task.direction,
-                           card_text=text, meta_features=meta, origin="pack:bayesmark")
+        study = StudyEntry(id=sid, dataset=card.dataset, task_type=card.task_type, model=p.model, family=card.family,
+                           metric=card.metric, direction=card.direction,
+                           card_text=card.text, meta_features=card.meta, origin="pack:bayesmark")
         trials = [TrialEntry(study_id=sid, number=i, model=p.model, config=c, score=v, source=s,
                              status="complete" if v is not None else "failed")
                   for i, (v, c, s) in enumerate(zip(r["values"], r["configs"], r["sources"], strict=False))]
@@ -127,8 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     print(import_jsonl(memory, args.pack).summary())
     for k in [int(x) for x in args.k.split(",")]:
         for p in problems:
-            text, meta, task = p.card()
-            nbs = memory.similar(Query(text, meta), [get_model_card(p.model)], k, mix=MIX,
+            card = p.card()
+            nbs = memory.similar(Query(card.text, card.meta), [get_model_card(p.model)], k, mix=MIX,
                                  exclude_datasets=[f"sklearn:{p.dataset}"])
             warm = [w.config for w in warm_configs(nbs, [get_model_card(p.model)], n=k,
                                                    skip=[(p.model, get_model_card(p.model).default_config())])]

@@ -9,12 +9,14 @@ HPOBench problems are lookup tables (no training), for many-seed studies."""
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from hyperpilot.metrics import Direction, TaskType
 from hyperpilot.space import FloatParam, IntParam, SearchSpace
 
 DATASETS = {"breast_cancer": "clf", "digits": "clf", "iris": "clf", "wine": "clf", "diabetes": "reg"}
@@ -30,6 +32,20 @@ FAST_MODELS = {"clf": ["decision_tree", "svm", "knn", "logistic_regression"], "r
 QUICK = ["bm-iris-knn-accuracy", "bm-wine-decision_tree-accuracy", "bm-diabetes-ridge-mse"]
 
 
+@dataclass(frozen=True)
+class StudyCard:
+    """What a memory pack stores about a study of a problem, and what the memory is asked."""
+
+    dataset: str  # the key of leave-one-dataset-out, e.g. sklearn:wine, hpobench:car
+    model: str
+    family: str
+    task_type: TaskType
+    metric: str
+    direction: Direction  # of the metric; the problem's loss is the score negated when maximised
+    text: str  # the dataset card as text (what is embedded)
+    meta: dict[str, float] = field(default_factory=dict)
+
+
 @dataclass
 class Problem:
     name: str
@@ -37,8 +53,7 @@ class Problem:
     loss: Callable[[dict[str, Any]], float] = field(repr=False)
     holdout_loss: Callable[[dict[str, Any]], float] | None = field(default=None, repr=False)
     task: dict[str, Any] | None = None  # Task fields, for methods that run hyperpilot's Assistant
-    # (dataset card text, meta-features, resolved Task) — what a memory pack stores of a study
-    card: Callable[[], tuple[str, dict[str, float], Any]] | None = field(default=None, repr=False)
+    card: Callable[[], StudyCard] | None = field(default=None, repr=False)  # for memory packs and queries
 
 
 class BayesmarkProblem:
@@ -54,14 +69,16 @@ class BayesmarkProblem:
         from hyperpilot.task import Task
         from hyperpilot.trainers import get_trainer
 
-        task = Task(**self.task_fields(seed=0)).resolved("regression" if DATASETS[self.dataset] == "reg" else
-                                                          "binary" if self.dataset == "breast_cancer" else "multiclass")
+        task = Task(**self.task_fields(seed=0)).resolved(self.task_type())
         data = load_dataset(task.data, task.target)
         return (task, get_trainer(self.model), *split(data, task))
 
     def task_fields(self, seed: int) -> dict[str, Any]:
         return {"data": f"sklearn:{self.dataset}", "models": [self.model], "metric": self.metric,
                 "seed": seed, "data_seed": 0, "cv_folds": 5, "test_size": 0.2}
+
+    def task_type(self) -> TaskType:
+        return "regression" if DATASETS[self.dataset] == "reg" else "binary" if self.dataset == "breast_cancer" else "multiclass"
 
     def sign(self) -> int:
         from hyperpilot.metrics import get_metric
@@ -84,18 +101,19 @@ class BayesmarkProblem:
             return math.inf
 
     @cached_property
-    def _card(self) -> tuple[str, dict[str, float], Any]:
-        from hyperpilot.cards import DatasetCard
+    def _card(self) -> StudyCard:
+        from hyperpilot.cards import DatasetCard, get_model_card
         from hyperpilot.data import Dataset
         from hyperpilot.memory.retrieve import study_text
 
-        task, _, X_train, _, y_train, _ = self._setup
-        card = DatasetCard.profile(Dataset(f"sklearn:{self.dataset}", X_train, y_train, "target"), task.task_type)
-        return study_text(card, str(task.task_type), str(task.metric)), dict(card.meta_features), task
+        task, trainer, X_train, _, y_train, _ = self._setup
+        name = f"sklearn:{self.dataset}"
+        card = DatasetCard.profile(Dataset(name, X_train, y_train, "target"), task.task_type)
+        return StudyCard(name, self.model, get_model_card(self.model).family, self.task_type(), self.metric,
+                         task.direction, study_text(card, str(task.task_type), self.metric), dict(card.meta_features))
 
-    def card(self) -> tuple[str, dict[str, float], Any]:
-        """The dataset card as the memory sees it (profiled from the training split), its
-        meta-features and the resolved task."""
+    def card(self) -> StudyCard:
+        """The dataset card as the memory sees it: profiled from the training split."""
         return self._card
 
     def problem(self) -> Problem:
@@ -114,6 +132,36 @@ def bayesmark_problems(subset: str = "all") -> list[Problem]:
             for metric in metrics:
                 out.append(BayesmarkProblem(dataset, model, metric).problem())
     return out
+
+
+# OpenML facts of the HPOBench datasets: rows, numeric and categorical features, class shares, what the columns are
+HPOBENCH_DATASETS: dict[str, tuple[int, int, int, list[float], str]] = {
+    "car": (1728, 0, 6, [0.700, 0.222, 0.040, 0.038], "car evaluation: buying price, maintenance cost, doors, persons, luggage boot size, safety"),
+    "phoneme": (5404, 5, 0, [0.707, 0.293], "speech: amplitudes of five harmonics, nasal versus oral vowels"),
+    "vehicle": (846, 18, 0, [0.258, 0.257, 0.251, 0.235], "vehicle silhouettes: compactness, circularity, elongatedness, axis moments"),
+    "australian": (690, 6, 8, [0.555, 0.445], "credit card applications: anonymised applicant attributes, approve or not"),
+    "kc1": (2109, 21, 0, [0.845, 0.155], "software defects: McCabe and Halstead code metrics of modules"),
+    "segment": (2310, 19, 0, [1 / 7] * 7, "image segmentation: region centroid, line density, colour means of outdoor image patches"),
+    "blood_transfusion": (748, 4, 0, [0.762, 0.238], "blood donors: recency, frequency, monetary, time since first donation"),
+    "credit_g": (1000, 7, 13, [0.700, 0.300], "German credit: checking account, duration, credit history, purpose, amount"),
+}
+
+
+def hpobench_card(name: str) -> StudyCard:
+    """The card text and meta-features (the keys `DatasetCard` computes) of an HPOBench dataset."""
+    import numpy as np
+
+    rows, num, cat, shares, what = HPOBENCH_DATASETS[name]
+    feats = num + cat
+    p = np.array(shares)
+    kind: TaskType = "binary" if len(shares) == 2 else "multiclass"
+    meta = {"log_rows": math.log10(rows), "log_features": math.log10(feats), "features_per_row": feats / rows,
+            "numeric_share": num / feats, "missing_fraction": 0.0, "n_classes": float(len(shares)),
+            "class_entropy": float(-(p * np.log2(p)).sum() / math.log2(len(p))), "imbalance_ratio": float(p.max() / p.min())}
+    text = (f"Dataset: {name} — {kind} task, target 'class'\nRows: {rows}; features: {feats} ({num} numeric, "
+            f"{cat} categorical); missing values: 0.0%\nClasses ({len(shares)}): "
+            + ", ".join(f"{i}: {s:.1%}" for i, s in enumerate(shares)) + f"\nColumns: {what}\nTask: {kind}; metric accuracy")
+    return StudyCard(f"hpobench:{name}", "hpobench_mlp", "neural-net", kind, "error", "minimize", text, meta)
 
 
 def hpobench_problems() -> list[Problem]:
@@ -136,7 +184,7 @@ def hpobench_problems() -> list[Problem]:
         for name, values in grid.items():
             v = float(config[name])
             logs = v > 0 and min(values) > 0
-            out[name] = min(values, key=lambda g, v=v, logs=logs: abs(math.log(g) - math.log(v)) if logs else abs(g - v))
+            out[name] = min(values, key=functools.partial(_distance, v=v, logs=logs))
         return out
 
     problems = []
@@ -146,8 +194,12 @@ def hpobench_problems() -> list[Problem]:
         def loss(config: dict[str, Any], bench: Any = bench) -> float:
             return 1.0 - float(bench(snap(config))["val_acc"])
 
-        problems.append(Problem(f"hpobench-{dataset}", space, loss))
+        problems.append(Problem(f"hpobench-{dataset}", space, loss, card=functools.partial(hpobench_card, dataset)))
     return problems
+
+
+def _distance(g: float, v: float, logs: bool) -> float:
+    return abs(math.log(g) - math.log(v)) if logs else abs(g - v)
 
 
 def get_problems(suite: str, names: list[str] | None = None) -> list[Problem]:

@@ -31,6 +31,11 @@ def run_cells(problems: list[Problem], methods: list[Method], seeds: list[int], 
     rows = load_rows(path)
     done = {(r["problem"], r["method"], r["seed"]) for r in rows if r["budget"] >= budget}
     todo = [(p, m, s) for p in problems for m in methods for s in seeds if (p.name, m.name, s) not in done]
+    for m in methods:
+        skipped = [p.name for p in problems if not m.supports(p)]
+        if skipped:
+            log(f"{m.name} cannot run {len(skipped)} problem(s) here (e.g. {skipped[0]}); skipping them")
+    todo = [(p, m, s) for p, m, s in todo if m.supports(p)]
     log(f"{len(done)} cells cached, {len(todo)} to run -> {path}")
     for i, (problem, method, seed) in enumerate(todo, 1):
         start = time.perf_counter()
@@ -57,11 +62,11 @@ def _jsonable(config: dict[str, Any]) -> dict[str, Any]:
     return {k: v.item() if hasattr(v, "item") else v for k, v in config.items()}
 
 
-def _holdout(problem: Problem, trace: Any) -> dict[str, float]:
+def _holdout(problem: Problem, trace: Any) -> dict[str, float | None]:
     """Held-out loss of the best-so-far config at each budget (Bayesmark's generalisation)."""
     if problem.holdout_loss is None:
         return {}
-    out = {}
+    out: dict[str, float | None] = {}
     for n in BUDGETS:
         if len(trace.losses) >= n:
             i = min(range(n), key=lambda j: trace.losses[j])

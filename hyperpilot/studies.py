@@ -50,14 +50,17 @@ def study_dir(name: str) -> Path:
 def make_sampler(task: Task, n_done: int) -> optuna.samplers.BaseSampler:
     """The BO engine. The seed mixes in how many trials exist so a resumed study does
     not replay the random start it already tried."""
-    seed = task.seed * 100_003 + n_done
-    if task.sampler == "random":
+    return bo_sampler(str(task.sampler), task.seed * 100_003 + n_done, task.n_trials)
+
+
+def bo_sampler(kind: str, seed: int, n_trials: int) -> optuna.samplers.BaseSampler:
+    """Random, GP or multivariate TPE, with a random start of a third of the budget (3–10 trials)."""
+    if kind == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    if task.sampler == "gp":
-        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=max(3, min(10, task.n_trials // 3)))
-    return optuna.samplers.TPESampler(
-        seed=seed, multivariate=True, group=True, n_startup_trials=max(3, min(10, task.n_trials // 3))
-    )
+    n_startup = max(3, min(10, n_trials // 3))
+    if kind == "gp":
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=n_startup)
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=n_startup)
 
 
 def open_study(task: Task) -> optuna.Study:

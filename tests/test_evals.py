@@ -70,3 +70,22 @@ def test_memory_method_warm_starts_from_other_datasets_only(tmp_path: Path) -> N
     assert trace.configs[0] == iris_configs[0]  # the card default first, as in every cold run
     # then the memory's warm start: a config from the wine study (iris' own study is excluded)
     assert trace.configs[1] in wine_configs[1:]
+
+
+def test_memory_method_on_tables(tmp_path: Path) -> None:
+    from evals.methods.memory import HyperpilotMemory, write_suite_pack
+
+    problems = get_problems("hpobench", ["hpobench-car", "hpobench-vehicle", "hpobench-kc1"])
+    methods = all_methods()
+    log: list[str] = []
+    rows = run_cells(problems, [methods["hyperpilot-bo"], methods["hyperpilot-llm"]], [0], 6, tmp_path / "t.jsonl",
+                     log=log.append)
+    assert any("hyperpilot-llm cannot run 3 problem(s)" in line for line in log) and len(rows) == 3
+    pack = tmp_path / "pack.jsonl"
+    assert write_suite_pack(rows, problems, pack) == (3, 18)
+    method = HyperpilotMemory(pack)
+    warm = method.warm_start(problems[0], budget=6)  # car: up to min(k, budget // 3) = 2 distinct configs
+    others = [c for r in rows if r["problem"] != "hpobench-car" for c in r["configs"]]
+    assert 1 <= len(warm) <= 2 and all(c in others for c in warm)  # only of the other datasets
+    trace = method.run(problems[0], 6, seed=1)
+    assert trace.configs[:len(warm)] == warm and len(trace.losses) == 6 and all(0 <= x <= 1 for x in trace.losses)

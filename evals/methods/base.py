@@ -35,6 +35,10 @@ class Method:
         """Why this method cannot run here (a missing package or venv), or None."""
         return None
 
+    def supports(self, problem: Problem) -> bool:
+        """Whether this method can run `problem` (e.g. an LLM needs data, not a table)."""
+        return True
+
     def run(self, problem: Problem, budget: int, seed: int) -> Trace:
         raise NotImplementedError
 

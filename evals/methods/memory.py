@@ -4,7 +4,8 @@
 imported from a memory pack, the problem's own dataset excluded: the warm start can only
 transfer from the other datasets. A suite's pack is made from that suite's cached cold runs
 of a source method (`python -m evals pack --suite fast`), i.e. what a user's memory holds
-after cold solves of the other datasets."""
+after cold solves of the other datasets. On a table, the same retrieval (`Memory.similar`,
+`warm_configs`, k and mix as `MemoryProposer` uses them) queues the warm start."""
 
 from __future__ import annotations
 
@@ -43,6 +44,21 @@ class HyperpilotMemory(Hyperpilot):
             import_jsonl(self._memory, self.pack)
         return self._memory
 
+    def warm_start(self, problem: Problem, budget: int) -> list[dict[str, Any]]:
+        from hyperpilot.cards.model import ModelCard
+        from hyperpilot.memory import MIX, K, Query
+        from hyperpilot.memory.retrieve import warm_configs
+
+        if problem.card is None:
+            return []
+        card = problem.card()
+        space = problem.space
+        target = ModelCard(name=card.model, title=card.model, family=card.family, description=problem.name,
+                           task_types=[card.task_type], space=space, default=space.validate({}))
+        found = self.memory().similar(Query(card.text, card.meta), [target], K, mix=MIX, exclude_datasets=[card.dataset])
+        self.memory().close()
+        return [w.config for w in warm_configs(found, [target], n=min(K, max(1, budget // 3)))]
+
     def assistant(self, problem: Problem) -> Any:
         from hyperpilot import Assistant
         from hyperpilot.memory import MemoryProposer
@@ -56,23 +72,20 @@ class HyperpilotMemory(Hyperpilot):
 def write_suite_pack(rows: list[dict[str, Any]], problems: list[Problem], path: Path, source: str = SOURCE) -> tuple[int, int]:
     """A memory pack of every cached `source` run on `problems`: one study per (problem,
     seed) with its dataset card and all its trials. Returns (studies, trials)."""
-    from hyperpilot.cards import get_model_card
     from hyperpilot.memory import StudyEntry, TrialEntry, write_pack
 
-    by_name = {p.name: (p.card, p.task) for p in problems if p.card is not None and p.task is not None}
+    cards = {p.name: p.card for p in problems if p.card is not None}
     packs = []
     for r in rows:
-        if r["method"] != source or r["problem"] not in by_name or not r.get("configs"):
+        if r["method"] != source or r["problem"] not in cards or not r.get("configs"):
             continue
-        card, fields = by_name[r["problem"]]
-        text, meta, task = card()
-        model = fields["models"][0]
-        sign = -1 if task.direction == "maximize" else 1  # loss = sign * score
-        sid = f"{r['problem']}-{source}-seed{r['seed']}/{model}"
-        study = StudyEntry(id=sid, dataset=fields["data"], task_type=str(task.task_type), model=model,
-                           family=get_model_card(model).family, metric=str(task.metric), direction=task.direction,
-                           card_text=text, meta_features=meta, origin=f"pack:{path.stem}")
-        trials = [TrialEntry(study_id=sid, number=i, model=model, config=c,
+        card = cards[r["problem"]]()
+        sign = -1 if card.direction == "maximize" else 1  # loss = sign * score
+        sid = f"{r['problem']}-{source}-seed{r['seed']}/{card.model}"
+        study = StudyEntry(id=sid, dataset=card.dataset, task_type=card.task_type, model=card.model, family=card.family,
+                           metric=card.metric, direction=card.direction, card_text=card.text, meta_features=card.meta,
+                           origin=f"pack:{path.stem}")
+        trials = [TrialEntry(study_id=sid, number=i, model=card.model, config=c,
                              score=sign * loss if math.isfinite(loss) else None,
                              status="complete" if math.isfinite(loss) else "failed", source="default" if i == 0 else "bo")
                   for i, (loss, c) in enumerate(zip(r["losses"], r["configs"], strict=False))]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from pathlib import Path
 from typing import Any
 
 from evals.methods.base import Method, Trace, ask_tell
@@ -26,7 +27,7 @@ class SMAC3(Method):
 
         with tempfile.TemporaryDirectory() as out:
             scenario = Scenario(_configspace(problem.space, seed), deterministic=True, n_trials=budget,
-                                seed=seed, output_directory=out)
+                                seed=seed, output_directory=Path(out))
             facade = HyperparameterOptimizationFacade(
                 scenario, lambda config, seed=0: 0.0, overwrite=True, logging_level=40,
                 initial_design=HyperparameterOptimizationFacade.get_initial_design(scenario, n_configs=min(10, budget)),
