@@ -14,9 +14,30 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from evals.scoring import BUDGETS, normalised_scores, summarise  # noqa: E402
+from evals.scoring import BUDGETS, best_so_far_share, normalised_scores, summarise  # noqa: E402
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def coverage(rows: list[dict[str, Any]]) -> dict[str, set[str]]:
+    """{method: the problems it has runs on}."""
+    out: dict[str, set[str]] = defaultdict(set)
+    for r in rows:
+        out[r["method"]].add(r["problem"])
+    return out
+
+
+def leaderboards_markdown(rows: list[dict[str, Any]], title: str) -> str:
+    """The leaderboard over every problem for the methods that ran them all, then one per
+    method that ran only a subset (e.g. HEBO), with every method on that subset."""
+    cover = coverage(rows)
+    everything = set().union(*cover.values()) if cover else set()
+    parts = [leaderboard_markdown([r for r in rows if cover[r["method"]] == everything], f"{title}, {len(everything)} problems")]
+    for method, problems in sorted(cover.items()):
+        if problems != everything:
+            subset = [r for r in rows if r["problem"] in problems]
+            parts.append(leaderboard_markdown(subset, f"{title}, the {len(problems)} problems {method} ran"))
+    return "\n\n".join(parts)
 
 
 def leaderboard_markdown(rows: list[dict[str, Any]], title: str) -> str:
@@ -25,15 +46,16 @@ def leaderboard_markdown(rows: list[dict[str, Any]], title: str) -> str:
     methods = sorted({m for m, _ in summary}, key=lambda m: summary.get((m, max(BUDGETS)), (9, 0, 0))[0])
     budgets = [n for n in BUDGETS if any((m, n) in summary for m in methods)]
     seeds = defaultdict(set)
+    overhead, per_trial = defaultdict(list), defaultdict(list)
     for r in rows:
         seeds[r["method"]].add(r["seed"])
-    lines = [f"**{title}** — normalised mean score (lower is better; random ≈ 1, best seen 0) ± 95 % CI over problems, "
-             "and leaderboard score 100 × (1 − normalised) at the largest budget.", "",
-             "| method | seeds | " + " | ".join(f"n={n}" for n in budgets) + " | leaderboard | s/suggestion |",
-             "|---|---|" + "---|" * len(budgets) + "---|---|"]
-    overhead = defaultdict(list)
-    for r in rows:
         overhead[r["method"]].append(r["overhead_per_suggestion"])
+        per_trial[r["method"]].append(r["wall_seconds"] / max(1, len(r["losses"])))
+    lines = [f"**{title}** — normalised mean score (lower is better; random ≈ 1, best seen 0) ± 95 % CI over problems, "
+             "leaderboard score 100 × (1 − normalised) at the largest budget, wall seconds per trial and the "
+             "method's own seconds per suggestion (wall time minus the objective).", "",
+             "| method | seeds | " + " | ".join(f"n={n}" for n in budgets) + " | leaderboard | s/trial | s/suggestion |",
+             "|---|---|" + "---|" * len(budgets) + "---|---|---|"]
     for m in methods:
         cells = []
         for n in budgets:
@@ -41,8 +63,37 @@ def leaderboard_markdown(rows: list[dict[str, Any]], title: str) -> str:
             cells.append(f"{mean:.3f} ± {half:.3f}" if k else "–")
         lead = summary.get((m, budgets[-1]), (math.nan, 0, 0))[0] if budgets else math.nan
         lines.append(f"| {m} | {len(seeds[m])} | " + " | ".join(cells) +
-                     f" | {100 * (1 - lead):.1f} | {np.mean(overhead[m]):.3f} |")
+                     f" | {100 * (1 - lead):.1f} | {np.mean(per_trial[m]):.2f} | {np.mean(overhead[m]):.3f} |")
     return "\n".join(lines)
+
+
+def versus_markdown(rows: list[dict[str, Any]], a: str, b: str) -> str:
+    """Per budget, on the problems both ran: a's mean normalised score against b's, and on
+    how many problems a is better / equal / worse (mean over seeds, ties within 0.01)."""
+    scores = normalised_scores(rows)
+    lines = [f"| n | {a} | {b} | problems {a} better / equal / worse |", "|---|---|---|---|"]
+    for n in BUDGETS:
+        problems = sorted({p for p, m, k in scores if m == a and k == n} & {p for p, m, k in scores if m == b and k == n})
+        if not problems:
+            continue
+        sa = [float(np.mean(scores[(p, a, n)])) for p in problems]
+        sb = [float(np.mean(scores[(p, b, n)])) for p in problems]
+        w = sum(x < y - 0.01 for x, y in zip(sa, sb, strict=True))
+        lo = sum(x > y + 0.01 for x, y in zip(sa, sb, strict=True))
+        lines.append(f"| {n} | {np.mean(sa):.3f} | {np.mean(sb):.3f} | {w} / {len(problems) - w - lo} / {lo} |")
+    return "\n".join(lines)
+
+
+def reach_markdown(rows: list[dict[str, Any]], a: tuple[str, int], b: tuple[str, int]) -> str:
+    """Does method a after a[1] trials reach what method b reaches after b[1]?"""
+    shares = best_so_far_share(rows, a, b)
+    if not shares:
+        return f"(no problem has both {a[0]} at {a[1]} trials and {b[0]} at {b[1]} trials)"
+    sa, sb = np.array(list(shares.values())).T
+    reached = int((sa <= sb + 1e-9).sum())
+    return (f"{a[0]} after {a[1]} trials vs {b[0]} after {b[1]} trials, best-so-far on a budget-free scale "
+            f"(0 = best seen, 1 = the median random config; mean over seeds): **{np.mean(sa):.3f} vs {np.mean(sb):.3f}**; "
+            f"{a[0]} reached {b[0]}'s level on {reached} of {len(shares)} problems.")
 
 
 def detail_markdown(rows: list[dict[str, Any]]) -> str:
@@ -59,6 +110,10 @@ def detail_markdown(rows: list[dict[str, Any]]) -> str:
 
 
 def convergence_plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
+    """Mean normalised score by trial, for the methods that ran every problem."""
+    cover = coverage(rows)
+    everything = set().union(*cover.values())
+    rows = [r for r in rows if cover[r["method"]] == everything]
     scores = normalised_scores(rows, budgets=tuple(range(1, max(r["budget"] for r in rows) + 1)))
     per: dict[tuple[str, int], list[float]] = defaultdict(list)
     for (_, m, n), values in scores.items():

@@ -68,3 +68,29 @@ def summarise(scores: dict[tuple[str, str, int], list[float]]) -> dict[tuple[str
         half = 1.96 * arr.std(ddof=1) / math.sqrt(len(arr)) if len(arr) > 1 else math.nan
         out[key] = (float(arr.mean()), float(half), len(arr))
     return out
+
+
+def best_so_far_share(rows: list[dict[str, Any]], a: tuple[str, int], b: tuple[str, int]) -> dict[str, tuple[float, float]]:
+    """{problem: (share of a, share of b)}: method a after a[1] trials against method b after
+    b[1] trials on a scale that does not depend on the budget — (S − opt) / (clip − opt), with
+    S the best-so-far loss (mean over seeds), opt the best any method saw and clip the median
+    random-search loss (0 = the best seen, 1 = a typical random config). Only problems where
+    both methods have runs that long."""
+    by_problem: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        by_problem[r["problem"]].append(r)
+    out = {}
+    for problem, runs in by_problem.items():
+        pool = np.array([x for r in runs if r["method"] == "random" for x in r["losses"]], dtype=float)
+        pool = pool[np.isfinite(pool)]
+        if not len(pool):
+            continue
+        clip, opt = float(np.median(pool)), min(min(r["losses"]) for r in runs)
+        shares = []
+        for method, n in (a, b):
+            best = [min(cummin_at(r["losses"], n), clip) for r in runs if r["method"] == method and len(r["losses"]) >= n]
+            scale = clip - opt
+            shares.append(math.nan if not best else float(np.mean(best) - opt) / scale if scale > 1e-12 else 0.0)
+        if all(math.isfinite(x) for x in shares):
+            out[problem] = (shares[0], shares[1])
+    return out

@@ -89,3 +89,25 @@ def test_memory_method_on_tables(tmp_path: Path) -> None:
     assert 1 <= len(warm) <= 2 and all(c in others for c in warm)  # only of the other datasets
     trace = method.run(problems[0], 6, seed=1)
     assert trace.configs[:len(warm)] == warm and len(trace.losses) == 6 and all(0 <= x <= 1 for x in trace.losses)
+
+
+def test_report_has_subset_tables_and_goal_lines(tmp_path: Path) -> None:
+    from evals.__main__ import report
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for p in ("p1", "p2", "p3"):
+        for s in range(5):
+            rows.append({"problem": p, "method": "random", "seed": s, "losses": list(rng.uniform(0, 1, 32))})
+            rows.append({"problem": p, "method": "tpe", "seed": s, "losses": list(rng.uniform(0, 0.8, 32))})
+            rows.append({"problem": p, "method": "hyperpilot-memory", "seed": s, "losses": [0.0] + list(rng.uniform(0, 1, 29))})
+            if p == "p1":  # a method that ran one problem only (like HEBO on a subset)
+                rows.append({"problem": p, "method": "hebo", "seed": s, "losses": list(rng.uniform(0, 1, 30))})
+    for r in rows:
+        r.update(budget=len(r["losses"]), wall_seconds=1.0, overhead_per_suggestion=0.01)
+    text = report(rows, "unit", tmp_path)
+    assert (tmp_path / "unit-convergence.png").stat().st_size > 0
+    assert "unit, 3 problems" in text and "the 1 problems hebo ran" in text
+    assert "hyperpilot-memory against Optuna TPE" in text
+    # memory's first trial is the best seen on every problem: it reaches TPE's level at 32
+    assert "hyperpilot-memory reached tpe's level on 3 of 3 problems" in text
