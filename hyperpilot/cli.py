@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -80,6 +80,13 @@ NO_MEMORY_HELP = "Neither warm-start from the trial memory nor add this study to
 NO_SANDBOX_HELP = "Debugging only: run trials in this process, without isolation, limits or timeout."
 TRIAL_TIMEOUT_HELP = "Seconds one trial may run; a slower trial is killed (whole process tree) and recorded as failed."
 RATE_HELP = "Share of BO steps the LLM replaces (0-1); default set by benchmark (docs/benchmarks.md)."
+
+# The agent options that solve, resume and demo share, declared once
+LlmOption = Annotated[Optional[str], typer.Option("--llm", envvar="HYPERPILOT_LLM", help=LLM_HELP)]
+RateOption = Annotated[Optional[float], typer.Option("--llm-rate", help=RATE_HELP)]
+NoMemoryOption = Annotated[bool, typer.Option("--no-memory", help=NO_MEMORY_HELP)]
+TrialTimeoutOption = Annotated[Optional[float], typer.Option("--trial-timeout", help=TRIAL_TIMEOUT_HELP)]
+NoSandboxOption = Annotated[bool, typer.Option("--no-sandbox", help=NO_SANDBOX_HELP)]
 # solve's options -> Task fields, for overriding what a natural-language request says
 _OVERRIDES = {"data": "data", "target": "target", "model": "models", "metric": "metric", "task_type": "task_type",
               "trials": "n_trials", "timeout": "timeout", "seed": "seed", "folds": "cv_folds", "sampler": "sampler",
@@ -122,11 +129,11 @@ def solve(
     folds: int = typer.Option(5, "--folds", help="Cross-validation folds."),
     sampler: str = typer.Option("tpe", "--sampler", help="BO engine: tpe (multivariate TPE), gp (Gaussian process) or random."),
     study: Optional[str] = typer.Option(None, "--study", help="Study name; an existing name resumes that study. Default: a new name per run."),
-    llm: Optional[str] = typer.Option(None, "--llm", envvar="HYPERPILOT_LLM", help=LLM_HELP),
-    llm_rate: Optional[float] = typer.Option(None, "--llm-rate", help=RATE_HELP),
-    no_memory: bool = typer.Option(False, "--no-memory", help=NO_MEMORY_HELP),
-    trial_timeout: Optional[float] = typer.Option(None, "--trial-timeout", help=TRIAL_TIMEOUT_HELP),
-    no_sandbox: bool = typer.Option(False, "--no-sandbox", help=NO_SANDBOX_HELP),
+    llm: LlmOption = None,
+    llm_rate: RateOption = None,
+    no_memory: NoMemoryOption = False,
+    trial_timeout: TrialTimeoutOption = None,
+    no_sandbox: NoSandboxOption = False,
 ) -> None:
     """Tune MODEL(s) on DATA for METRIC and save the best model with a report."""
     from click.core import ParameterSource
@@ -160,11 +167,11 @@ def solve(
 def resume(
     name: str = typer.Argument(..., help="Study name (see `hyperpilot studies list`)."),
     trials: Optional[int] = typer.Option(None, "--trials", "-n", help="New total budget; default: the study's own."),
-    llm: Optional[str] = typer.Option(None, "--llm", envvar="HYPERPILOT_LLM", help=LLM_HELP),
-    llm_rate: Optional[float] = typer.Option(None, "--llm-rate", help=RATE_HELP),
-    no_memory: bool = typer.Option(False, "--no-memory", help=NO_MEMORY_HELP),
-    trial_timeout: Optional[float] = typer.Option(None, "--trial-timeout", help=TRIAL_TIMEOUT_HELP),
-    no_sandbox: bool = typer.Option(False, "--no-sandbox", help=NO_SANDBOX_HELP),
+    llm: LlmOption = None,
+    llm_rate: RateOption = None,
+    no_memory: NoMemoryOption = False,
+    trial_timeout: TrialTimeoutOption = None,
+    no_sandbox: NoSandboxOption = False,
 ) -> None:
     """Continue a study by name, e.g. after the process was killed. Completed trials are kept."""
     try:
@@ -177,11 +184,11 @@ def resume(
 @app.command()
 def demo(
     trials: int = typer.Option(15, "--trials", "-n", help="Trials to run."),
-    llm: Optional[str] = typer.Option(None, "--llm", envvar="HYPERPILOT_LLM", help=LLM_HELP),
-    llm_rate: Optional[float] = typer.Option(None, "--llm-rate", help=RATE_HELP),
-    no_memory: bool = typer.Option(False, "--no-memory", help=NO_MEMORY_HELP),
-    trial_timeout: Optional[float] = typer.Option(None, "--trial-timeout", help=TRIAL_TIMEOUT_HELP),
-    no_sandbox: bool = typer.Option(False, "--no-sandbox", help=NO_SANDBOX_HELP),
+    llm: LlmOption = None,
+    llm_rate: RateOption = None,
+    no_memory: NoMemoryOption = False,
+    trial_timeout: TrialTimeoutOption = None,
+    no_sandbox: NoSandboxOption = False,
 ) -> None:
     """A short solve on scikit-learn's breast-cancer data; needs no arguments."""
     from hyperpilot.task import Task
