@@ -91,7 +91,7 @@ def report(rows: list[dict[str, Any]], suite: str, folder: Path) -> str:
     """The suite's page: leaderboards, hyperpilot against TPE, per-problem detail; the plot
     is drawn into `folder`."""
     png = folder / f"{suite}-convergence.png"
-    convergence_plot(rows, png, f"{suite}: normalised score by trial")
+    convergence_plot(rows, png, f"{suite}: convergence, mean over problems of the mean over seeds")
     methods = {r["method"] for r in rows}
     parts = [f"# Benchmark: {suite} (commit {commit()})", "", leaderboards_markdown(rows, suite), "",
              f"![convergence]({png.name})"]

@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from evals.scoring import BUDGETS, best_so_far_share, normalised_scores, summarise  # noqa: E402
+from evals.scoring import BUDGETS, best_so_far_share, best_so_far_shares, normalised_scores, summarise  # noqa: E402
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
@@ -110,24 +110,33 @@ def detail_markdown(rows: list[dict[str, Any]]) -> str:
 
 
 def convergence_plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
-    """Mean normalised score by trial, for the methods that ran every problem."""
+    """Two panels by trial, for the methods that ran every problem: Bayesmark's normalised
+    score (its random baseline improves with n, so it need not fall), and the best-so-far on
+    a budget-free scale (0 = best seen, 1 = median random config), which only falls."""
     cover = coverage(rows)
     everything = set().union(*cover.values())
     rows = [r for r in rows if cover[r["method"]] == everything]
-    scores = normalised_scores(rows, budgets=tuple(range(1, max(r["budget"] for r in rows) + 1)))
-    per: dict[tuple[str, int], list[float]] = defaultdict(list)
-    for (_, m, n), values in scores.items():
-        per[(m, n)].append(float(np.mean(values)))
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=100)
-    for m in sorted({m for m, _ in per}):
-        ns = sorted(n for mm, n in per if mm == m)
-        ax.plot(ns, [np.mean(per[(m, n)]) for n in ns], label=m, linewidth=1.6)
-    ax.set_xlabel("trials")
-    ax.set_ylabel("normalised score (lower is better)")
-    ax.set_title(title)
-    ax.axhline(1.0, color="grey", linestyle=":", linewidth=1)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    budgets = tuple(range(1, max(r["budget"] for r in rows) + 1))
+    normalised: dict[tuple[str, int], list[float]] = defaultdict(list)
+    for (_, m, n), values in normalised_scores(rows, budgets=budgets).items():
+        normalised[(m, n)].append(float(np.mean(values)))
+    share: dict[tuple[str, int], list[float]] = defaultdict(list)
+    for (_, m, n), value in best_so_far_shares(rows, budgets).items():
+        share[(m, n)].append(value)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), dpi=100)
+    styles = ["-", "--", "-.", ":"]
+    for ax, per, ylabel in ((axes[0], normalised, "Bayesmark normalised score"),
+                            (axes[1], share, "best so far: 0 = best seen, 1 = median random")):
+        for i, m in enumerate(sorted({m for m, _ in per})):
+            ns = sorted(n for mm, n in per if mm == m)
+            ax.plot(ns, [np.mean(per[(m, n)]) for n in ns], label=m, linewidth=1.6, linestyle=styles[i % len(styles)])
+        ax.set_xlabel("trials")
+        ax.set_ylabel(ylabel, fontsize=9)
+        ax.set_title("lower is better", fontsize=8)
+        ax.axhline(1.0, color="grey", linestyle=":", linewidth=1)
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=8)
+    fig.suptitle(title)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)

@@ -70,12 +70,13 @@ def summarise(scores: dict[tuple[str, str, int], list[float]]) -> dict[tuple[str
     return out
 
 
-def best_so_far_share(rows: list[dict[str, Any]], a: tuple[str, int], b: tuple[str, int]) -> dict[str, tuple[float, float]]:
-    """{problem: (share of a, share of b)}: method a after a[1] trials against method b after
-    b[1] trials on a scale that does not depend on the budget — (S − opt) / (clip − opt), with
-    S the best-so-far loss (mean over seeds), opt the best any method saw and clip the median
-    random-search loss (0 = the best seen, 1 = a typical random config). Only problems where
-    both methods have runs that long."""
+def best_so_far_shares(rows: list[dict[str, Any]], budgets: tuple[int, ...] = BUDGETS) -> dict[tuple[str, str, int], float]:
+    """{(problem, method, n): share} on a scale that does not depend on the budget:
+    (S − opt) / (clip − opt), with S the best-so-far loss after n trials (mean over seeds,
+    clipped at clip), opt the best any method saw and clip the median random-search loss
+    (0 = the best seen, 1 = a typical random config). So a method at n trials can be set
+    against another at m trials, which Bayesmark's normalised score (whose random baseline
+    moves with n) cannot do."""
     by_problem: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         by_problem[r["problem"]].append(r)
@@ -86,11 +87,18 @@ def best_so_far_share(rows: list[dict[str, Any]], a: tuple[str, int], b: tuple[s
         if not len(pool):
             continue
         clip, opt = float(np.median(pool)), min(min(r["losses"]) for r in runs)
-        shares = []
-        for method, n in (a, b):
-            best = [min(cummin_at(r["losses"], n), clip) for r in runs if r["method"] == method and len(r["losses"]) >= n]
-            scale = clip - opt
-            shares.append(math.nan if not best else float(np.mean(best) - opt) / scale if scale > 1e-12 else 0.0)
-        if all(math.isfinite(x) for x in shares):
-            out[problem] = (shares[0], shares[1])
+        scale = clip - opt
+        for method in {r["method"] for r in runs}:
+            for n in budgets:
+                best = [min(cummin_at(r["losses"], n), clip) for r in runs if r["method"] == method and len(r["losses"]) >= n]
+                if best:
+                    out[(problem, method, n)] = float(np.mean(best) - opt) / scale if scale > 1e-12 else 0.0
     return out
+
+
+def best_so_far_share(rows: list[dict[str, Any]], a: tuple[str, int], b: tuple[str, int]) -> dict[str, tuple[float, float]]:
+    """{problem: (share of method a after a[1] trials, share of b after b[1] trials)} on the
+    problems where both have runs that long (see `best_so_far_shares`)."""
+    shares = best_so_far_shares(rows, (a[1], b[1]))
+    problems = {p for p, _, _ in shares}
+    return {p: (shares[(p, *a)], shares[(p, *b)]) for p in sorted(problems) if (p, *a) in shares and (p, *b) in shares}
