@@ -43,8 +43,8 @@ def leaderboards_markdown(rows: list[dict[str, Any]], title: str) -> str:
 def leaderboard_markdown(rows: list[dict[str, Any]], title: str) -> str:
     scores = normalised_scores(rows)
     summary = summarise(scores)
-    methods = sorted({m for m, _ in summary}, key=lambda m: summary.get((m, max(BUDGETS)), (9, 0, 0))[0])
-    budgets = [n for n in BUDGETS if any((m, n) in summary for m in methods)]
+    budgets = [n for n in BUDGETS if any(k == n for _, k in summary)]
+    methods = sorted({m for m, _ in summary}, key=lambda m: summary.get((m, budgets[-1]), (9, 0, 0))[0])
     seeds = defaultdict(set)
     overhead, per_trial = defaultdict(list), defaultdict(list)
     for r in rows:
