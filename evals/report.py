@@ -44,6 +44,8 @@ def leaderboard_markdown(rows: list[dict[str, Any]], title: str) -> str:
     scores = normalised_scores(rows)
     summary = summarise(scores)
     budgets = [n for n in BUDGETS if any(k == n for _, k in summary)]
+    if not budgets:
+        return f"**{title}**: nothing to score yet (scores need random-search runs of the same problems)"
     methods = sorted({m for m, _ in summary}, key=lambda m: summary.get((m, budgets[-1]), (9, 0, 0))[0])
     seeds = defaultdict(set)
     overhead, per_trial = defaultdict(list), defaultdict(list)
