@@ -66,6 +66,10 @@ def leaderboard_markdown(rows: list[dict[str, Any]], title: str) -> str:
         lead = summary.get((m, budgets[-1]), (math.nan, 0, 0))[0] if budgets else math.nan
         lines.append(f"| {m} | {len(seeds[m])} | " + " | ".join(cells) +
                      f" | {100 * (1 - lead):.1f} | {np.mean(per_trial[m]):.2f} | {np.mean(overhead[m]):.3f} |")
+    total = defaultdict(float)
+    for r in rows:
+        total[r["method"]] += r["wall_seconds"] / 60
+    lines += ["", "Wall time of these cells: " + ", ".join(f"{m} {total[m]:.1f} min" for m in methods) + "."]
     return "\n".join(lines)
 
 
