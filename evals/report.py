@@ -97,9 +97,15 @@ def reach_markdown(rows: list[dict[str, Any]], a: tuple[str, int], b: tuple[str,
         return f"(no problem has both {a[0]} at {a[1]} trials and {b[0]} at {b[1]} trials)"
     sa, sb = np.array(list(shares.values())).T
     reached = int((sa <= sb + 1e-9).sum())
+    longest = max(len(r["losses"]) for r in rows if r["method"] == a[0])
+    curve = best_so_far_shares([r for r in rows if r["problem"] in shares], tuple(range(1, longest + 1)))
+    first = next((n for n in range(1, longest + 1)
+                  if np.mean([curve[(p, a[0], n)] for p in shares]) <= np.mean(sb) + 1e-9), None)
+    when = f"at trial {first}" if first else f"not within its {longest} trials"
     return (f"{a[0]} after {a[1]} trials vs {b[0]} after {b[1]} trials, best-so-far on a budget-free scale "
             f"(0 = best seen, 1 = the median random config; mean over seeds): **{np.mean(sa):.3f} vs {np.mean(sb):.3f}**; "
-            f"{a[0]} reached {b[0]}'s level on {reached} of {len(shares)} problems.")
+            f"{a[0]} reached {b[0]}'s level on {reached} of {len(shares)} problems, and {b[0]}'s mean level "
+            f"after {b[1]} trials {when}.")
 
 
 def detail_markdown(rows: list[dict[str, Any]]) -> str:
