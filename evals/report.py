@@ -29,19 +29,28 @@ def coverage(rows: list[dict[str, Any]]) -> dict[str, set[str]]:
 
 def leaderboards_markdown(rows: list[dict[str, Any]], title: str) -> str:
     """The leaderboard over every problem for the methods that ran them all, then one per
-    method that ran only a subset (e.g. HEBO), with every method on that subset."""
+    method that ran only a subset (e.g. HEBO), with every method on that subset. Scores
+    come from all rows (the optimum is the best any method saw) whatever the table shows."""
     cover = coverage(rows)
     everything = set().union(*cover.values()) if cover else set()
-    parts = [leaderboard_markdown([r for r in rows if cover[r["method"]] == everything], f"{title}, {len(everything)} problems")]
+    full = {m for m, problems in cover.items() if problems == everything}
+    parts = [leaderboard_markdown(rows, f"{title}, {len(everything)} problems", full, everything)]
     for method, problems in sorted(cover.items()):
         if problems != everything:
-            subset = [r for r in rows if r["problem"] in problems]
-            parts.append(leaderboard_markdown(subset, f"{title}, the {len(problems)} problems {method} ran"))
+            parts.append(leaderboard_markdown(rows, f"{title}, the {len(problems)} problems {method} ran",
+                                              set(cover), problems))
     return "\n\n".join(parts)
 
 
-def leaderboard_markdown(rows: list[dict[str, Any]], title: str) -> str:
-    scores = normalised_scores(rows)
+def leaderboard_markdown(rows: list[dict[str, Any]], title: str, only_methods: set[str] | None = None,
+                         only_problems: set[str] | None = None) -> str:
+    """One leaderboard: `only_methods` (default all) on `only_problems` (default all)."""
+    def shown(problem: str, method: str) -> bool:
+        return ((only_methods is None or method in only_methods)
+                and (only_problems is None or problem in only_problems))
+
+    scores = {k: v for k, v in normalised_scores(rows).items() if shown(k[0], k[1])}
+    rows = [r for r in rows if shown(r["problem"], r["method"])]
     summary = summarise(scores)
     budgets = [n for n in BUDGETS if any(k == n for _, k in summary)]
     if not budgets:
@@ -66,7 +75,7 @@ def leaderboard_markdown(rows: list[dict[str, Any]], title: str) -> str:
         lead = summary.get((m, budgets[-1]), (math.nan, 0, 0))[0] if budgets else math.nan
         lines.append(f"| {m} | {len(seeds[m])} | " + " | ".join(cells) +
                      f" | {100 * (1 - lead):.1f} | {np.mean(per_trial[m]):.2f} | {np.mean(overhead[m]):.3f} |")
-    total = defaultdict(float)
+    total: dict[str, float] = defaultdict(float)
     for r in rows:
         total[r["method"]] += r["wall_seconds"] / 60
     lines += ["", "Wall time of these cells: " + ", ".join(f"{m} {total[m]:.1f} min" for m in methods) + "."]
