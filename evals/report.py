@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from evals.scoring import BUDGETS, best_so_far_share, best_so_far_shares, normalised_scores, summarise  # noqa: E402
+from evals.scoring import BUDGETS, best_so_far_shares, normalised_scores, summarise  # noqa: E402
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
@@ -101,13 +101,14 @@ def versus_markdown(rows: list[dict[str, Any]], a: str, b: str) -> str:
 
 def reach_markdown(rows: list[dict[str, Any]], a: tuple[str, int], b: tuple[str, int]) -> str:
     """Does method a after a[1] trials reach what method b reaches after b[1]?"""
-    shares = best_so_far_share(rows, a, b)
+    longest = max(len(r["losses"]) for r in rows if r["method"] == a[0])
+    curve = best_so_far_shares(rows, tuple(range(1, max(longest, a[1], b[1]) + 1)))  # one pass for every n
+    shares = {p: (curve[(p, *a)], curve[(p, *b)]) for p in sorted({p for p, _, _ in curve})
+              if (p, *a) in curve and (p, *b) in curve}
     if not shares:
         return f"(no problem has both {a[0]} at {a[1]} trials and {b[0]} at {b[1]} trials)"
     sa, sb = np.array(list(shares.values())).T
     reached = int((sa <= sb + 1e-9).sum())
-    longest = max(len(r["losses"]) for r in rows if r["method"] == a[0])
-    curve = best_so_far_shares([r for r in rows if r["problem"] in shares], tuple(range(1, longest + 1)))
     first = next((n for n in range(1, longest + 1)
                   if np.mean([curve[(p, a[0], n)] for p in shares]) <= np.mean(sb) + 1e-9), None)
     when = f"at trial {first}" if first else f"not within its {longest} trials"

@@ -95,10 +95,3 @@ def best_so_far_shares(rows: list[dict[str, Any]], budgets: tuple[int, ...] = BU
                     out[(problem, method, n)] = float(np.mean(best) - opt) / scale if scale > 1e-12 else 0.0
     return out
 
-
-def best_so_far_share(rows: list[dict[str, Any]], a: tuple[str, int], b: tuple[str, int]) -> dict[str, tuple[float, float]]:
-    """{problem: (share of method a after a[1] trials, share of b after b[1] trials)} on the
-    problems where both have runs that long (see `best_so_far_shares`)."""
-    shares = best_so_far_shares(rows, (a[1], b[1]))
-    problems = {p for p, _, _ in shares}
-    return {p: (shares[(p, *a)], shares[(p, *b)]) for p in sorted(problems) if (p, *a) in shares and (p, *b) in shares}
