@@ -12,7 +12,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from hyperpilot.agent import Assistant, Result, TrialRecord
+from hyperpilot.agent import Assistant, Result
+from hyperpilot.agent.request import task_from_text
+from hyperpilot.core.types import TrialRecord
 from hyperpilot.errors import HyperpilotError
 from hyperpilot.memory.cli import memory_app
 
@@ -29,7 +31,7 @@ err = Console(stderr=True)
 
 
 def _run(assistant_call: callable[[Assistant], Result], n_total: int, llm: object = None,  # type: ignore[valid-type]
-         llm_rate: Optional[float] = None, memory: bool = True, executor: object = None) -> Result:
+         llm_rate: Optional[float] = None, memory: bool = True, executor: object = None, workers: int = 1) -> Result:
     table = Table("#", "source", "model", "value", "best", "s", "note", title="trials", expand=False)
     with Progress(
         TextColumn("[bold]tuning"), BarColumn(), MofNCompleteColumn(), TextColumn("best {task.fields[best]}"),
@@ -39,7 +41,7 @@ def _run(assistant_call: callable[[Assistant], Result], n_total: int, llm: objec
 
         def on_trial(t: TrialRecord) -> None:
             best = "-" if t.best_value is None else f"{t.best_value:.4f}"
-            value = "failed" if t.value is None else f"{t.value:.4f}"
+            value = ("pruned" if t.state == "PRUNED" else "failed") if t.value is None else f"{t.value:.4f}"
             progress.update(bar, completed=t.n_done, total=t.n_total, best=best)
             progress.console.print(
                 f"  trial {t.number:>3}  {t.source:<8} {t.model:<24} {value:>10}  best {best}  {t.seconds:5.1f}s"
@@ -48,7 +50,7 @@ def _run(assistant_call: callable[[Assistant], Result], n_total: int, llm: objec
             table.add_row(str(t.number), t.source, t.model, value, best, f"{t.seconds:.1f}", t.error[:60])
 
         assistant = Assistant(on_trial=on_trial, llm=llm, llm_rate=llm_rate, memory=memory,  # type: ignore[arg-type]
-                              executor=executor)  # type: ignore[arg-type]
+                              executor=executor, workers=workers)  # type: ignore[arg-type]
         return assistant_call(assistant)
 
 
@@ -62,7 +64,7 @@ def _show(result: Result) -> None:
 
 def _show_llm(study_name: str) -> None:
     from hyperpilot import studies
-    from hyperpilot.agent.policy import accounting, accounting_rows
+    from hyperpilot.report import accounting, accounting_rows
 
     info = accounting(studies.load_study(study_name))
     if info is None:
@@ -87,16 +89,16 @@ RateOption = Annotated[Optional[float], typer.Option("--llm-rate", help=RATE_HEL
 NoMemoryOption = Annotated[bool, typer.Option("--no-memory", help=NO_MEMORY_HELP)]
 TrialTimeoutOption = Annotated[Optional[float], typer.Option("--trial-timeout", help=TRIAL_TIMEOUT_HELP)]
 NoSandboxOption = Annotated[bool, typer.Option("--no-sandbox", help=NO_SANDBOX_HELP)]
+WorkersOption = Annotated[int, typer.Option("--workers", "-w", min=1, help="Trials to run at once (each in its own sandboxed worker).")]
 # solve's options -> Task fields, for overriding what a natural-language request says
 _OVERRIDES = {"data": "data", "target": "target", "model": "models", "metric": "metric", "task_type": "task_type",
               "trials": "n_trials", "timeout": "timeout", "seed": "seed", "folds": "cv_folds", "sampler": "sampler",
               "study": "study_name"}
 
 
-def _executor(no_sandbox: bool, trial_timeout: Optional[float]) -> object:
+def _executor(no_sandbox: bool, trial_timeout: Optional[float], workers: int = 1) -> object:
     """The trial executor for the CLI: the sandbox, or (loudly) none."""
-    from hyperpilot.sandbox import SandboxExecutor
-    from hyperpilot.tools import InProcessExecutor
+    from hyperpilot.sandbox import InProcessExecutor, SandboxExecutor
 
     if trial_timeout is not None and trial_timeout <= 0:
         raise HyperpilotError(f"--trial-timeout must be > 0 seconds, got {trial_timeout:g}")
@@ -104,8 +106,8 @@ def _executor(no_sandbox: bool, trial_timeout: Optional[float]) -> object:
         err.print("[bold red]WARNING: the sandbox is OFF (--no-sandbox)[/bold red]: trials run inside this process "
                   "with its environment and files, no resource caps" + (" and no --trial-timeout" if trial_timeout else "")
                   + "; custom_code programs still run sandboxed. Use this for debugging only.", soft_wrap=True)
-        return InProcessExecutor()
-    return SandboxExecutor(trial_timeout=trial_timeout)
+        return InProcessExecutor(workers=workers)
+    return SandboxExecutor(trial_timeout=trial_timeout, workers=workers)
 
 
 def _fail(e: HyperpilotError) -> None:
@@ -127,13 +129,14 @@ def solve(
     timeout: Optional[float] = typer.Option(None, "--timeout", help="Stop starting new trials after this many seconds."),
     seed: int = typer.Option(0, "--seed", help="Seed for the split, the folds, the models and the sampler."),
     folds: int = typer.Option(5, "--folds", help="Cross-validation folds."),
-    sampler: str = typer.Option("tpe", "--sampler", help="BO engine: tpe (multivariate TPE), gp (Gaussian process) or random."),
+    sampler: str = typer.Option("tpe", "--sampler", help="BO engine: tpe (multivariate TPE), gp (Gaussian process), random, qmc, cmaes (needs the cmaes package) or nsga2."),
     study: Optional[str] = typer.Option(None, "--study", help="Study name; an existing name resumes that study. Default: a new name per run."),
     llm: LlmOption = None,
     llm_rate: RateOption = None,
     no_memory: NoMemoryOption = False,
     trial_timeout: TrialTimeoutOption = None,
     no_sandbox: NoSandboxOption = False,
+    workers: WorkersOption = 1,
 ) -> None:
     """Tune MODEL(s) on DATA for METRIC and save the best model with a report."""
     from click.core import ParameterSource
@@ -147,7 +150,7 @@ def solve(
             options = {"data": data, "target": target, "model": model, "metric": metric, "task_type": task_type,
                        "trials": trials, "timeout": timeout, "seed": seed, "folds": folds, "sampler": sampler, "study": study}
             given = {_OVERRIDES[k]: v for k, v in options.items() if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
-            task = Task.from_text(request, llm=planner_llm, **given)
+            task = task_from_text(request, llm=planner_llm, **given)
         elif data is None:
             raise HyperpilotError('give --data FILE (or a request in words: hyperpilot solve "tune svm on sklearn:wine")')
         else:
@@ -156,7 +159,7 @@ def solve(
                 n_trials=trials, timeout=timeout, seed=seed, cv_folds=folds, sampler=sampler, study_name=study,
             )
         _show(_run(lambda a: a.solve(task), task.n_trials, llm=planner_llm or "none", llm_rate=llm_rate,
-                     memory=not no_memory, executor=_executor(no_sandbox, trial_timeout)))
+                     memory=not no_memory, executor=_executor(no_sandbox, trial_timeout, workers), workers=workers))
     except HyperpilotError as e:
         _fail(e)
     except ValueError as e:  # pydantic range checks on the options
@@ -172,11 +175,12 @@ def resume(
     no_memory: NoMemoryOption = False,
     trial_timeout: TrialTimeoutOption = None,
     no_sandbox: NoSandboxOption = False,
+    workers: WorkersOption = 1,
 ) -> None:
     """Continue a study by name, e.g. after the process was killed. Completed trials are kept."""
     try:
         _show(_run(lambda a: a.resume(name, trials), trials or 0, llm=llm, llm_rate=llm_rate, memory=not no_memory,
-                   executor=_executor(no_sandbox, trial_timeout)))
+                   executor=_executor(no_sandbox, trial_timeout, workers), workers=workers))
     except HyperpilotError as e:
         _fail(e)
 
@@ -189,6 +193,7 @@ def demo(
     no_memory: NoMemoryOption = False,
     trial_timeout: TrialTimeoutOption = None,
     no_sandbox: NoSandboxOption = False,
+    workers: WorkersOption = 1,
 ) -> None:
     """A short solve on scikit-learn's breast-cancer data; needs no arguments."""
     from hyperpilot.task import Task
@@ -197,7 +202,7 @@ def demo(
     try:
         task = Task(data="sklearn:breast_cancer", models=["hist_gradient_boosting"], metric="roc_auc", n_trials=trials)
         _show(_run(lambda a: a.solve(task), trials, llm=llm, llm_rate=llm_rate, memory=not no_memory,
-                   executor=_executor(no_sandbox, trial_timeout)))
+                   executor=_executor(no_sandbox, trial_timeout, workers), workers=workers))
     except HyperpilotError as e:
         _fail(e)
 

@@ -2,11 +2,14 @@
 
 Every trial records in its user attributes where its config came from (`source`:
 default, bo, llm, memory, code), the config, the metrics, its duration and any error.
-A study is resumed by name: trials that were running when a process died are marked
-failed and their configs queued again; completed trials are never re-run."""
+A study is resumed by name: the running loop records a heartbeat per trial in flight
+(`core.loop`); a trial whose heartbeat stopped (its process died) is failed by Optuna's
+`fail_stale_trials` and queued again by its `RetryFailedTrialCallback` when the study is
+opened; completed trials are never re-run."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import warnings
@@ -18,11 +21,14 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
+from hyperpilot import samplers
+from hyperpilot.core.loop import count_finished
 from hyperpilot.errors import StudyError
 from hyperpilot.task import Task
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
 FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
 
 
@@ -36,9 +42,28 @@ def home() -> Path:
     return path
 
 
+def heartbeat_seconds() -> int:
+    """How often a running trial's heartbeat is written (`$HYPERPILOT_HEARTBEAT`, default 10 s);
+    a trial silent for three times that is taken as dead when the study is next opened."""
+    return max(1, int(os.environ.get("HYPERPILOT_HEARTBEAT", "10")))
+
+
 def storage() -> optuna.storages.RDBStorage:
     url = os.environ.get("HYPERPILOT_STORAGE") or f"sqlite:///{home() / 'studies.db'}"
-    return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {})
+    beat = heartbeat_seconds()
+    return optuna.storages.RDBStorage(
+        url, engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {},
+        heartbeat_interval=beat, grace_period=3 * beat,
+        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2),
+    )
+
+
+def heartbeat(study: optuna.Study, trial: optuna.Trial) -> contextlib.AbstractContextManager[Any]:
+    """While open, a thread records `trial`'s heartbeat in the study's storage (what
+    `Study.optimize` does for its own trials; the ask-and-tell loop does it here)."""
+    from optuna.storages._heartbeat import get_heartbeat_thread  # the one Optuna helper for ask/tell loops
+
+    return get_heartbeat_thread(trial._trial_id, study._storage)  # type: ignore[no-any-return]  # noqa: SLF001
 
 
 def study_dir(name: str) -> Path:
@@ -47,20 +72,10 @@ def study_dir(name: str) -> Path:
     return path
 
 
-def make_sampler(task: Task, n_done: int) -> optuna.samplers.BaseSampler:
-    """The BO engine. The seed mixes in how many trials exist so a resumed study does
-    not replay the random start it already tried."""
-    return bo_sampler(str(task.sampler), task.seed * 100_003 + n_done, task.n_trials)
-
-
-def bo_sampler(kind: str, seed: int, n_trials: int) -> optuna.samplers.BaseSampler:
-    """Random, GP or multivariate TPE, with a random start of a third of the budget (3–10 trials)."""
-    if kind == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    n_startup = max(3, min(10, n_trials // 3))
-    if kind == "gp":
-        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=n_startup)
-    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=n_startup)
+def make_sampler(task: Task, n_done: int, parallel: bool = False) -> optuna.samplers.BaseSampler:
+    """The BO engine of `task` (a registered name, `core.samplers`). The seed mixes in how
+    many trials exist so a resumed study does not replay the random start it already tried."""
+    return samplers.make_sampler(str(task.sampler), task.seed * 100_003 + n_done, task.n_trials, parallel)
 
 
 def open_study(task: Task) -> optuna.Study:
@@ -77,11 +92,10 @@ def open_study(task: Task) -> optuna.Study:
                     f"study '{name}' was made for {key}={stored[key]!r}, not {getattr(task, key)!r}; "
                     "pick another --study name or resume it with `hyperpilot resume NAME`"
                 )
-        _recover_interrupted(study)
+        optuna.storages.fail_stale_trials(study)
     else:
         study = optuna.create_study(study_name=name, storage=store, direction=task.direction)
         study.set_user_attr("task", json.loads(task.model_dump_json()))
-    study.sampler = make_sampler(task, len(study.trials))
     return study
 
 
@@ -107,13 +121,15 @@ def list_studies() -> list[optuna.study.StudySummary]:
 
 
 def n_finished(study: optuna.Study) -> int:
-    """Trials that count against the budget (interrupted ones do not: they are re-run)."""
-    return sum(not t.user_attrs.get("interrupted") for t in study.get_trials(deepcopy=False, states=FINISHED))
+    """Trials that count against the budget (ones whose process died do not: they are re-run)."""
+    return count_finished(study.get_trials(deepcopy=False))
 
 
 def n_failed(study: optuna.Study) -> int:
-    """Failed trials that count against the budget (not the interrupted ones)."""
-    return sum(not t.user_attrs.get("interrupted") for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
+    """Failed trials that count against the budget."""
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.system_attrs.get("failed_trial") for t in trials} - {None}
+    return sum(t.state == TrialState.FAIL and t.number not in retried for t in trials)
 
 
 def trial_table(study: optuna.Study) -> pd.DataFrame:
@@ -123,23 +139,11 @@ def trial_table(study: optuna.Study) -> pd.DataFrame:
         rows.append({
             "number": t.number,
             "state": t.state.name,
-            "source": t.user_attrs.get("source", ""),
-            "model": t.user_attrs.get("model", ""),
+            "source": t.user_attrs.get("source", "bo" if t.params else ""),
+            "model": t.params.get("model", ""),
             "value": t.value,
             "seconds": t.user_attrs.get("seconds"),
             "error": t.user_attrs.get("error", ""),
-            "config": t.user_attrs.get("config", {}),
+            "config": {k.split(".", 1)[1]: v for k, v in t.params.items() if "." in k},
         })
     return pd.DataFrame(rows, columns=["number", "state", "source", "model", "value", "seconds", "error", "config"])
-
-
-def _recover_interrupted(study: optuna.Study) -> None:
-    """Mark trials left RUNNING by a dead process as failed and queue their configs again."""
-    store = study._storage  # noqa: SLF001 - Optuna exposes no public setter for a dead trial
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        store.set_trial_user_attr(t._trial_id, "error", "interrupted: the process running it stopped")  # noqa: SLF001
-        store.set_trial_user_attr(t._trial_id, "interrupted", True)  # noqa: SLF001
-        store.set_trial_state_values(t._trial_id, TrialState.FAIL)  # noqa: SLF001
-        attrs: dict[str, Any] = {k: v for k, v in t.user_attrs.items() if k in ("source", "rationale")}
-        attrs.setdefault("source", "bo")  # killed between ask() and tagging: it was BO's
-        study.enqueue_trial(t.params, user_attrs={**attrs, "retry_of": t.number})

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from hyperpilot.errors import TaskError
 from hyperpilot.metrics import DEFAULT_METRIC, Direction, TaskType, get_metric
+from hyperpilot.samplers import check_sampler
 from hyperpilot.space import _first_error
 
 DEFAULT_MODELS: dict[str, list[str]] = {
@@ -19,7 +20,6 @@ DEFAULT_MODELS: dict[str, list[str]] = {
     "multiclass": ["hist_gradient_boosting"],
     "regression": ["hist_gradient_boosting"],
 }
-Sampler = str  # "tpe" | "gp" | "random", checked below
 
 
 class Task(BaseModel):
@@ -39,7 +39,7 @@ class Task(BaseModel):
     data_seed: int | None = Field(None, description="seed of the split, the CV folds and the models; default: seed")
     cv_folds: int = Field(5, ge=2, le=20)
     test_size: float = Field(0.2, gt=0, lt=0.9)
-    sampler: Sampler = "tpe"
+    sampler: str = Field("tpe", description="BO engine: a name registered in hyperpilot.samplers (tpe, gp, random, qmc, cmaes, …)")
     study_name: str | None = None
 
     @model_validator(mode="wrap")
@@ -54,9 +54,7 @@ class Task(BaseModel):
     @field_validator("sampler")
     @classmethod
     def _sampler(cls, v: str) -> str:
-        if v not in ("tpe", "gp", "random"):
-            raise TaskError(f"unknown sampler '{v}'; choose tpe, gp or random")
-        return v
+        return check_sampler(v)
 
     @field_validator("metric")
     @classmethod
@@ -87,17 +85,6 @@ class Task(BaseModel):
         if self.metric is None:
             raise TaskError("the task has no metric yet; call resolved() first")
         return get_metric(self.metric).direction
-
-    @classmethod
-    def from_text(cls, text: str, llm: object = None, **overrides: object) -> Task:
-        """A task from a request such as "tune a random forest on data.csv to predict churn,
-        maximise F1, 40 trials"; a missing or ambiguous piece raises a `TaskError` that asks
-        for it. `llm` (an `LLM` or spec) may read what the plain rules miss; see
-        `hyperpilot.agent.request`."""
-        from hyperpilot.agent.llm import resolve_llm
-        from hyperpilot.agent.request import parse_request
-
-        return parse_request(text, resolve_llm(llm), **overrides)  # type: ignore[arg-type]
 
     def resolved(self, task_type: TaskType) -> Task:
         """A copy with task type, metric, models and study name filled in."""

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from hyperpilot.agent.llm import LLMUnavailable, ScriptedLLM
 from hyperpilot.errors import TaskError
+from hyperpilot.agent.request import task_from_text
 from hyperpilot.task import Task
 
 
@@ -24,7 +25,7 @@ def churn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_the_issue_example(churn: Path) -> None:
-    task = Task.from_text("tune a random forest on data.csv to predict churned, maximise F1, 40 trials")
+    task = task_from_text("tune a random forest on data.csv to predict churned, maximise F1, 40 trials")
     assert (Path(task.data).resolve(), task.target, task.models, task.metric, task.n_trials) == (churn, "churned", ["random_forest"], "f1", 40)
 
 
@@ -37,7 +38,7 @@ def test_the_issue_example(churn: Path) -> None:
         "data": "sklearn:diabetes", "task_type": "regression", "metric": "rmse", "sampler": "gp", "n_trials": 12}),
 ])
 def test_rules_read_plain_requests(text: str, expected: dict[str, object]) -> None:
-    task = Task.from_text(text)
+    task = task_from_text(text)
     assert {k: getattr(task, k) for k in expected} == expected
 
 
@@ -52,17 +53,17 @@ def test_rules_read_plain_requests(text: str, expected: dict[str, object]) -> No
 ])
 def test_missing_or_ambiguous_pieces_raise_a_question(churn: Path, text: str, question: str) -> None:
     with pytest.raises(TaskError, match=question):
-        Task.from_text(text)
+        task_from_text(text)
 
 
 def test_overrides_win_over_the_text(churn: Path) -> None:
-    task = Task.from_text("tune svm on data.csv to predict churned, 40 trials", n_trials=5, models=["knn"])
+    task = task_from_text("tune svm on data.csv to predict churned, 40 trials", n_trials=5, models=["knn"])
     assert task.n_trials == 5 and task.models == ["knn"]
 
 
 def test_llm_fills_a_target_grounded_in_the_request(churn: Path) -> None:
     llm = ScriptedLLM([json.dumps({"target": "churned"})])
-    task = Task.from_text("which customers have churned? use a random forest on data.csv", llm=llm)
+    task = task_from_text("which customers have churned? use a random forest on data.csv", llm=llm)
     assert task.target == "churned"
     assert llm.requests[0][1]["properties"]["target"]["anyOf"][0]["enum"] == ["age", "plan", "monthly_fee", "churned"]
 
@@ -70,12 +71,12 @@ def test_llm_fills_a_target_grounded_in_the_request(churn: Path) -> None:
 def test_an_ungrounded_llm_guess_is_only_a_suggestion(churn: Path) -> None:
     llm = ScriptedLLM([json.dumps({"target": "plan"})])
     with pytest.raises(TaskError, match="Perhaps 'plan'"):
-        Task.from_text("tune a random forest on data.csv to predict who leaves", llm=llm)
+        task_from_text("tune a random forest on data.csv to predict who leaves", llm=llm)
 
 
 def test_a_failing_llm_leaves_the_question(churn: Path) -> None:
     with pytest.raises(TaskError, match="which column"):
-        Task.from_text("tune a random forest on data.csv", llm=ScriptedLLM([LLMUnavailable("down")] * 3))
+        task_from_text("tune a random forest on data.csv", llm=ScriptedLLM([LLMUnavailable("down")] * 3))
 
 
 def test_cli_solve_takes_a_request_and_prints_the_llm_accounting(churn: Path) -> None:

@@ -1,7 +1,6 @@
-"""The agent: `Assistant` (the solve loop) and the joint study space."""
+"""The agent: `Assistant` (a tuning task end to end) and the proposers that advise the
+core loop (LLM planner, code writer)."""
 
-from hyperpilot.agent.assistant import Assistant, Result, TrialRecord
-from hyperpilot.agent.proposer import Proposer, SolveContext
-from hyperpilot.agent.study_space import StudySpace
+from hyperpilot.agent.assistant import Assistant, Result
 
-__all__ = ["Assistant", "Proposer", "Result", "SolveContext", "StudySpace", "TrialRecord"]
+__all__ = ["Assistant", "Result"]

@@ -1,21 +1,25 @@
-"""`CodeProposer`: asks a code writer (an LLM) for `custom_code` programs and queues them.
+"""Code as a hyperparameter in the loop: `CodeProposer` and `ProgramChooser`.
 
-`write_code(prompt) -> str` is any callable: an LLM endpoint, a scripted fake in tests, a
-person. The proposer never trusts it: an answer is extracted (a fenced block or the whole
-text), checked statically (`trainers.code.check_program`), stored by content hash in the
-study folder and queued as a `custom_code` trial with `source="code"`, `code_id` and
-`code` in its user_attrs. The trial then runs in the sandbox like every other one.
+`CodeProposer(write_code)` asks any `write_code(prompt) -> str` callable (an LLM endpoint,
+a scripted fake in tests, a person) for `custom_code` programs. It never trusts it: an
+answer is extracted (a fenced block or the whole text), checked statically
+(`trainers.code.check_program`), stored by content hash in the study folder and
+suggested as a `custom_code` trial with `source="code"` and `code_id` / `code` in its
+attrs. The trial then runs in the sandbox like every other one, one process per fold.
 
-Lifecycle (see `agent.proposer`):
+Lifecycle (see `core.proposer`):
 - `start`: if the study tunes `custom_code`, plan a first program.
-- `propose`: when a program is planned, call the writer; a rejected answer is sent back
+- `suggest`: when a program is planned, call the writer; a rejected answer is sent back
   with the rejection for a repair; after `max_repairs` repairs without an acceptable
-  program, give up — nothing is queued and BO proposes instead.
+  program, give up — nothing is suggested and BO proposes instead.
 - `observe`: after one of its trials, a failure plans a repair (prompt = the program and
   the summarised traceback), a success plans an improvement (until `max_programs`
   programs ran). Every answer, rejection and failure is counted in `stats`.
-- `finish`: export the best program to the study folder (`best_program.py`) and append it
-  to the report.
+- `finish`: record the best program in the study (`best_program` user attr) for the report.
+
+`ProgramChooser.code_for(handle)` says which program a `custom_code` trial runs: the one
+its suggestion carries, else the best program of the study so far (BO then tunes that
+program's knobs), else the built-in baseline.
 
 A writer that raises, returns prose, or keeps failing costs at most
 `max_programs × (1 + max_repairs)` calls and never stops the study.
@@ -25,18 +29,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from optuna.trial import TrialState
 
-from hyperpilot import studies
-from hyperpilot.agent.proposer import Proposer, SolveContext
-from hyperpilot.cards import get_model_card
-from hyperpilot.errors import HyperpilotError
-from hyperpilot.trainers.code import CUSTOM_CODE, CodeRejected, check_program, extract_code, save_program
+import optuna
 
-if TYPE_CHECKING:
-    from hyperpilot.agent.assistant import Result, TrialRecord
+from hyperpilot import studies
+from hyperpilot.cards import get_model_card
+from hyperpilot.core.loop import TrialHandle
+from hyperpilot.core.proposer import Proposer, StudyContext
+from hyperpilot.core.types import Suggestion, TrialRecord
+from hyperpilot.trainers.code import BASELINE_PROGRAM, CUSTOM_CODE, CodeRejected, Program, check_program, code_id, extract_code
 
 INTRO = """Write a Python module for hyperpilot's `custom_code` model.
 {contract}
@@ -80,20 +84,21 @@ class CodeProposer(Proposer):
         self._programs = 0
         self._queued: dict[str, str] = {}
 
-    def start(self, ctx: SolveContext) -> None:
+    def start(self, ctx: StudyContext) -> list[Suggestion]:
         if CUSTOM_CODE not in ctx.space.models:
             self._next = None
-            return
+            return []
         task = ctx.task
         self._next = INTRO.format(
             contract=get_model_card(CUSTOM_CODE).to_text(), task_type=task.task_type, metric=task.metric,
-            direction=task.direction, dataset=ctx.dataset_card.to_text(),
+            direction=task.direction, dataset=ctx.dataset_card.to_text() if ctx.dataset_card is not None else "",
         )
         self._repairs = 0
+        return []
 
-    def propose(self, ctx: SolveContext) -> None:
+    def suggest(self, ctx: StudyContext) -> Suggestion | None:
         if self._next is None or self._programs >= self.max_programs:
-            return
+            return None
         prompt, self._next = self._next, None
         while True:
             answer = self._ask(prompt)
@@ -112,21 +117,16 @@ class CodeProposer(Proposer):
                 continue
             break
         save_program(str(ctx.task.study_name), program.code)
-        try:
-            ctx.space.enqueue(ctx.study, CUSTOM_CODE, get_model_card(CUSTOM_CODE).default_config(), self.name,
-                              code_id=program.code_id, code=program.code)
-        except HyperpilotError as e:  # pragma: no cover - the card default always fits
-            self.transcript.append({"role": "error", "content": str(e)})
-            return self._give_up()
         self._queued[program.code_id] = program.code
         self._programs += 1
         self.stats["queued"] += 1
+        return Suggestion(CUSTOM_CODE, get_model_card(CUSTOM_CODE).default_config(), self.name,
+                          attrs={"code_id": program.code_id, "code": program.code})
 
-    def observe(self, ctx: SolveContext, record: TrialRecord) -> None:
+    def observe(self, ctx: StudyContext, record: TrialRecord) -> None:
         if record.source != self.name or record.model != CUSTOM_CODE:
             return
-        attrs = _attrs(ctx, record.number)
-        code = self._queued.get(str(attrs.get("code_id")), str(attrs.get("code", "")))
+        code = self._queued.get(str(record.attrs.get("code_id")), str(record.attrs.get("code", "")))
         if record.value is None:
             self.stats["failed"] += 1
             self.transcript.append({"role": "trial", "content": record.error})
@@ -134,7 +134,7 @@ class CodeProposer(Proposer):
                 return self._give_up()
             self._repairs += 1
             self._programs -= 1  # a repair replaces the failed program
-            detail = str(attrs.get("traceback", "")) or record.error
+            detail = str(record.attrs.get("traceback", "")) or record.error
             self._next = REPAIR.format(code=code.strip()[:4000], error=f"{record.error}\n{detail}"[:2500])
             return
         self.stats["succeeded"] += 1
@@ -144,9 +144,12 @@ class CodeProposer(Proposer):
             self._next = IMPROVE.format(value=record.value, metric=ctx.task.metric, direction=ctx.task.direction,
                                         best=best, code=code.strip()[:4000])
 
-    def finish(self, ctx: SolveContext, result: Result) -> None:
-        """Export the best program (if any of this study's programs completed a trial)."""
-        export_best_program(ctx.study, str(ctx.task.study_name), result)
+    def finish(self, ctx: StudyContext) -> None:
+        """Record the best program (if any of this study's programs completed a trial)."""
+        best = best_program_trial(ctx.study)
+        if best is not None:
+            ctx.study.set_user_attr("best_program", {"code_id": best.user_attrs.get("code_id", ""), "trial": best.number,
+                                                     "value": best.value})
 
     def _ask(self, prompt: str) -> str | None:
         self.stats["calls"] += 1
@@ -167,36 +170,55 @@ class CodeProposer(Proposer):
     def _give_up(self) -> None:
         self.stats["gave_up"] += 1
         self._next = None
+        return None
 
 
-def _attrs(ctx: SolveContext, number: int) -> dict[str, Any]:
-    for t in ctx.study.get_trials(deepcopy=False):
-        if t.number == number:
-            return dict(t.user_attrs)
-    return {}
+# -- programs of a study ------------------------------------------------------------------
+def _programs_dir(study_name: str) -> Any:
+    folder = studies.study_dir(study_name) / "programs"
+    folder.mkdir(exist_ok=True)
+    return folder
 
 
-def export_best_program(study: Any, study_name: str, result: Result | None = None) -> str | None:
-    """Write the best completed `custom_code` program to `best_program.py` in the study
-    folder and append it to `report.md`/`report.json`; returns its code_id (None if none)."""
+def save_program(study_name: str, code: str) -> Program:
+    """Store `code` under the study, keyed by its hash (idempotent). Does not check it."""
+    program = Program(code_id(code), code)
+    path = _programs_dir(study_name) / f"{program.code_id}.py"
+    if not path.exists():
+        path.write_text(code, encoding="utf-8")
+    return program
+
+
+def best_program_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    """The best completed `custom_code` trial that carries its program."""
     done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
             if t.params.get("model") == CUSTOM_CODE and isinstance(t.user_attrs.get("code"), str)]
     if not done:
         return None
-    best = (max if study.direction.name == "MAXIMIZE" else min)(done, key=lambda t: t.value)
-    code, cid = best.user_attrs["code"], str(best.user_attrs.get("code_id", ""))
-    folder = studies.study_dir(study_name)
-    (folder / "best_program.py").write_text(code, encoding="utf-8")
-    overall = result is not None and result.best_model == CUSTOM_CODE
-    report = folder / "report.md"
-    if report.exists():
-        note = "the best model of the study" if overall else "the best custom program (another model won)"
-        with open(report, "a", encoding="utf-8") as f:
-            f.write(f"\n## Best program\n\n`{cid}` — trial {best.number}, value {best.value:.4f}, {note}; "
-                    f"saved as `best_program.py`.\n\n```python\n{code.rstrip()}\n```\n")
-    report_json = folder / "report.json"
-    if report_json.exists():
-        data = json.loads(report_json.read_text(encoding="utf-8"))
-        data["best_program"] = {"code_id": cid, "trial": best.number, "value": best.value, "file": "best_program.py"}
-        report_json.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
-    return cid
+    return (max if study.direction.name == "MAXIMIZE" else min)(done, key=lambda t: t.value)  # type: ignore[arg-type, return-value]
+
+
+class ProgramChooser:
+    """Which program a `custom_code` trial of a study runs (see the module docstring)."""
+
+    def __init__(self, study: optuna.Study, study_name: str) -> None:
+        self.study = study
+        self.study_name = study_name
+
+    def code_for(self, handle: TrialHandle) -> tuple[str | None, dict[str, Any]]:
+        """(the program, attrs to store with the trial); (None, {}) for other models."""
+        if handle.model != CUSTOM_CODE:
+            return None, {}
+        code = handle.suggestion.attrs.get("code")
+        if not isinstance(code, str):
+            best = best_program_trial(self.study)
+            code = best.user_attrs["code"] if best is not None else BASELINE_PROGRAM
+            save_program(self.study_name, code)
+        return code, {"code_id": code_id(code), "code": code}
+
+    def program_of(self, trial: optuna.trial.FrozenTrial) -> str | None:
+        """The program a finished trial ran (None when it is not a `custom_code` trial)."""
+        if trial.params.get("model") != CUSTOM_CODE:
+            return None
+        code = trial.user_attrs.get("code")
+        return code if isinstance(code, str) else BASELINE_PROGRAM

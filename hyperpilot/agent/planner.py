@@ -22,7 +22,8 @@ from typing import Any, Literal, TypeVar, Union
 from pydantic import BaseModel, Field, ValidationError, create_model
 
 from hyperpilot.agent.llm.base import LLM, LLMTimeout, LLMUnavailable, Message
-from hyperpilot.agent.study_space import StudySpace
+from hyperpilot.core.proposer import config_key
+from hyperpilot.core.space import StudySpace
 from hyperpilot.cards.model import ModelCard
 from hyperpilot.errors import LLMError, SpaceError
 from hyperpilot.prompts import fmt_config, fmt_value, render
@@ -247,11 +248,6 @@ def _union(models: list[type[BaseModel]]) -> Any:
     if len(models) == 1:
         return models[0]
     return Union[tuple(models)]  # type: ignore[return-value]  # noqa: UP007 - built at run time
-
-
-def config_key(model: str, config: dict[str, Any]) -> tuple[Any, ...]:
-    """A hashable identity of a config: floats to 4 significant digits."""
-    return (model, *sorted((k, float(f"{v:.4g}") if isinstance(v, float) else v) for k, v in config.items()))
 
 
 def space_lines(space: StudySpace) -> list[str]:

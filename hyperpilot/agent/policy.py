@@ -4,7 +4,7 @@
   zero-shot warm start from the model and dataset cards and memory examples). By default
   only for a model that proposes freely: the embedded 135M picker's zero-shot designs ranked
   far below BO's trials (docs/benchmarks.md), so for it `n_initial` defaults to 0.
-- `propose`: at `rate` of the remaining steps (spread evenly: a credit accumulator), the
+- `suggest`: at `rate` of the remaining steps (spread evenly: a credit accumulator), the
   LLM replaces BO's candidate. A small model picks among candidates drawn from the study's
   own sampler (a throwaway in-memory copy of the study) plus one random and any memory
   configs; a capable model proposes freely inside the space. Every other step is BO's.
@@ -13,7 +13,7 @@
   growing cool-down, and the study goes on.
 - Accounting (backend, model, calls, tokens, latency, answers valid/invalid, proposals
   used, and how LLM-sourced trials ranked against BO's) lives in the study's user
-  attribute `llm`; `accounting(study)` reads it back for the CLI and the report.
+  attribute `llm`; `report.accounting(study)` reads it back for the CLI and the report.
 """
 
 from __future__ import annotations
@@ -28,13 +28,14 @@ from optuna.trial import TrialState
 
 from hyperpilot import studies
 from hyperpilot.agent.llm import LLM, resolve_llm
-from hyperpilot.agent.planner import AnswerError, Example, Planner, Proposal, config_key, space_lines
-from hyperpilot.agent.proposer import Proposer, SolveContext
+from hyperpilot.agent.planner import AnswerError, Example, Planner, Proposal, space_lines
+from hyperpilot.core.proposer import Proposer, StudyContext, config_key
+from hyperpilot.core.types import Suggestion, TrialRecord
 from hyperpilot.errors import HyperpilotError, LLMError, SpaceError
 from hyperpilot.prompts import fmt_config, fmt_value
 
 if TYPE_CHECKING:
-    from hyperpilot.agent.assistant import Result, TrialRecord
+    from hyperpilot.memory import MemoryProposer
 
 log = logging.getLogger("hyperpilot.llm")
 DEFAULT_RATE = 0.1  # share of BO steps the LLM replaces; 0.25 was measured slightly worse than BO alone (docs/benchmarks.md "LLM planner")
@@ -46,7 +47,7 @@ class LLMProposer(Proposer):
 
     def __init__(self, llm: LLM | str, *, rate: float = DEFAULT_RATE, n_initial: int | None = None, n_candidates: int = 3,
                  retries: int = 2, timeout: float = 30.0, summarise: bool = True,
-                 examples: Callable[[SolveContext], list[Example]] | None = None) -> None:
+                 examples: Callable[[StudyContext], list[Example]] | None = None) -> None:
         if not 0.0 <= rate <= 1.0:
             raise HyperpilotError(f"the LLM rate must be in [0, 1], got {rate}")
         self.llm = llm
@@ -59,7 +60,7 @@ class LLMProposer(Proposer):
         self.examples = examples
 
     # -- Proposer hooks ---------------------------------------------------------------------
-    def start(self, ctx: SolveContext) -> None:
+    def start(self, ctx: StudyContext) -> list[Suggestion]:
         llm = resolve_llm(self.llm)
         if llm is None:
             raise HyperpilotError("LLMProposer needs an LLM; use --llm none to run BO alone")
@@ -67,61 +68,56 @@ class LLMProposer(Proposer):
         self._credit, self._cooldown, self._failures = 0.0, 0, 0
         self._proposed, self._used, self._warning = 0, 0, ""
         self._examples = self.examples(ctx) if self.examples is not None else []
-        fresh = not studies.n_finished(ctx.study)
         n_initial = self.n_initial if self.n_initial is not None else (2 if llm.free_proposals else 0)
-        if fresh and n_initial > 0:
+        design: list[Suggestion] = []
+        if ctx.fresh and n_initial > 0:
             k = min(n_initial, max(0, ctx.task.n_trials - len(ctx.space.models)))
             if k:
-                self._guarded(ctx, lambda: self._initial_design(ctx, k))
+                design = self._guarded(ctx, lambda: self._initial_design(ctx, k)) or []
         self._save(ctx)
+        return design
 
-    def propose(self, ctx: SolveContext) -> None:
+    def suggest(self, ctx: StudyContext) -> Suggestion | None:
         self._credit += self.rate
         if self._credit < 1.0 - 1e-9:
-            return
+            return None
         self._credit -= 1.0
         if self._cooldown > 0:
             self._cooldown -= 1
-            return
-        self._guarded(ctx, lambda: self._next(ctx))
+            return None
+        suggestion = self._guarded(ctx, lambda: self._next(ctx))
         self._save(ctx)
+        return suggestion  # type: ignore[no-any-return]
 
-    def observe(self, ctx: SolveContext, record: TrialRecord) -> None:
+    def observe(self, ctx: StudyContext, record: TrialRecord) -> None:
         if record.source == "llm":
             self._used += 1
-        if self.summarise and record.n_done >= record.n_total and "summary" not in self._state(ctx):
-            self._save(ctx, summary=self._summary(ctx))
-        else:
-            self._save(ctx)
+        self._save(ctx)
 
-    def finish(self, ctx: SolveContext, result: Result) -> None:
+    def finish(self, ctx: StudyContext) -> None:
         if self.summarise and "summary" not in self._state(ctx):
-            from hyperpilot.report import write_report
-
             self._save(ctx, summary=self._summary(ctx))
-            write_report(result, result.report_path.parent)  # the loop stopped early (timeout)
 
     # -- decisions ------------------------------------------------------------------------
-    def _initial_design(self, ctx: SolveContext, k: int) -> None:
+    def _initial_design(self, ctx: StudyContext, k: int) -> list[Suggestion]:
         planned = [ctx.space.from_params(_params(t)) for t in ctx.study.trials if _params(t)]
         variables = {
             "task": ctx.task, "metric": ctx.task.metric, "direction": ctx.task.direction,
             "dataset_card": ctx.dataset_card.to_text(max_columns=6), "examples": self._examples,
             "planned": [f"{m} {fmt_config(c)}" for m, c in planned],
         }
-        for p in self.planner.initial_design(ctx.space, variables, k, _tried(ctx)):
-            self._enqueue(ctx, p)
+        return [self._suggestion(p) for p in self.planner.initial_design(ctx.space, variables, k, ctx.tried())]
 
-    def _next(self, ctx: SolveContext) -> None:
-        tried = _tried(ctx)
+    def _next(self, ctx: StudyContext) -> Suggestion:
+        tried = ctx.tried()
         candidates = [] if self.planner.llm.free_proposals else self._candidates(ctx, tried)
         variables = {
             "metric": ctx.task.metric, "direction": ctx.task.direction, "space": space_lines(ctx.space),
-            "history": history_lines(ctx), "n_done": studies.n_finished(ctx.study), "examples": self._examples,
+            "history": history_lines(ctx), "n_done": ctx.n_done, "examples": self._examples,
         }
-        self._enqueue(ctx, self.planner.next_candidate(ctx.space, variables, candidates, tried))
+        return self._suggestion(self.planner.next_candidate(ctx.space, variables, candidates, tried))
 
-    def _candidates(self, ctx: SolveContext, tried: set[tuple[Any, ...]]) -> list[Proposal]:
+    def _candidates(self, ctx: StudyContext, tried: set[tuple[Any, ...]]) -> list[Proposal]:
         seed = ctx.task.seed * 7919 + len(ctx.study.trials) + 1
         pool = bo_candidates(ctx, self.n_candidates, seed)
         rng = np.random.default_rng(seed)
@@ -140,7 +136,7 @@ class LLMProposer(Proposer):
                 out.append(p)
         return out
 
-    def _summary(self, ctx: SolveContext) -> str:
+    def _summary(self, ctx: StudyContext) -> str:
         """The LLM's summary; the measured facts it was given are saved beside it."""
         try:
             facts = study_facts(ctx)
@@ -153,11 +149,11 @@ class LLMProposer(Proposer):
         return text or ""
 
     # -- plumbing -------------------------------------------------------------------------
-    def _enqueue(self, ctx: SolveContext, p: Proposal) -> None:
-        ctx.space.enqueue(ctx.study, p.model, p.config, "llm", rationale=p.rationale[:200], llm_origin=p.origin)
+    def _suggestion(self, p: Proposal) -> Suggestion:
         self._proposed += 1
+        return Suggestion(p.model, p.config, "llm", p.rationale[:200], attrs={"llm_origin": p.origin})
 
-    def _guarded(self, ctx: SolveContext, decide: Callable[[], Any], count: bool = True) -> Any:
+    def _guarded(self, ctx: StudyContext, decide: Callable[[], Any], count: bool = True) -> Any:
         """Run one decision; any failure is counted, BO proposes instead, the study goes on."""
         try:
             result = decide()
@@ -174,10 +170,10 @@ class LLMProposer(Proposer):
         self._failures = 0
         return result
 
-    def _state(self, ctx: SolveContext) -> dict[str, Any]:
+    def _state(self, ctx: StudyContext) -> dict[str, Any]:
         return dict(ctx.study.user_attrs.get(ATTR, {}))
 
-    def _save(self, ctx: SolveContext, summary: str | None = None) -> None:
+    def _save(self, ctx: StudyContext, summary: str | None = None) -> None:
         state = self._state(ctx)
         llm = self.planner.llm
         state.update({
@@ -190,7 +186,7 @@ class LLMProposer(Proposer):
         ctx.study.set_user_attr(ATTR, state)
 
 
-def bo_candidates(ctx: SolveContext, n: int, seed: int) -> list[Proposal]:
+def bo_candidates(ctx: StudyContext, n: int, seed: int) -> list[Proposal]:
     """`n` configs from the study's own kind of sampler, asked on a throwaway in-memory copy
     of the finished trials (the real study is not touched)."""
     finished = ctx.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -204,7 +200,7 @@ def bo_candidates(ctx: SolveContext, n: int, seed: int) -> list[Proposal]:
     return out
 
 
-def history_lines(ctx: SolveContext, limit: int = 8) -> list[str]:
+def history_lines(ctx: StudyContext, limit: int = 8) -> list[str]:
     """Finished trials, best first (LLAMBO-style): `0.9712 | svm C=12.3 gamma=0.000422`."""
     done = ctx.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     done = sorted(done, key=lambda t: t.value, reverse=ctx.task.direction == "maximize")  # type: ignore[arg-type, return-value]
@@ -214,7 +210,7 @@ def history_lines(ctx: SolveContext, limit: int = 8) -> list[str]:
     return lines or ["(none yet)"]
 
 
-def _describe(ctx: SolveContext, t: optuna.trial.FrozenTrial) -> str:
+def _describe(ctx: StudyContext, t: optuna.trial.FrozenTrial) -> str:
     model, config = ctx.space.from_params(t.params)
     return f"{model} {fmt_config(config)}"
 
@@ -224,12 +220,16 @@ def _params(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
     return t.params or dict(t.system_attrs.get("fixed_params", {}))
 
 
-def _tried(ctx: SolveContext) -> set[tuple[Any, ...]]:
-    """Every config in the study: finished, running and queued."""
-    return {config_key(*ctx.space.from_params(_params(t))) for t in ctx.study.get_trials(deepcopy=False) if _params(t)}
+def memory_examples(warm: MemoryProposer) -> Callable[[StudyContext], list[Example]]:
+    """`LLMProposer(examples=...)` from a memory: its similar past studies as `Example`s."""
+    def examples(ctx: StudyContext) -> list[Example]:
+        return [Example(task=f"{e.dataset} ({e.metric}, {e.direction})", model=e.model, config=e.config, score=e.best_score)
+                for e in warm.similar_examples(ctx)]
+
+    return examples
 
 
-def study_facts(ctx: SolveContext) -> dict[str, Any]:
+def study_facts(ctx: StudyContext) -> dict[str, Any]:
     """What the summarise prompt is given: best trial, importances, the best region."""
     done = ctx.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not done:
@@ -253,7 +253,7 @@ def study_facts(ctx: SolveContext) -> dict[str, Any]:
     }
 
 
-def _importances(ctx: SolveContext, trials: list[optuna.trial.FrozenTrial], model: str) -> list[tuple[str, float]]:
+def _importances(ctx: StudyContext, trials: list[optuna.trial.FrozenTrial], model: str) -> list[tuple[str, float]]:
     if len(trials) < 5:
         return []
     copy = optuna.create_study(direction=ctx.study.direction)
@@ -264,53 +264,3 @@ def _importances(ctx: SolveContext, trials: list[optuna.trial.FrozenTrial], mode
     except (ValueError, RuntimeError):
         return []
     return [(k.removeprefix(f"{model}."), float(v)) for k, v in shares.items() if k != "model"][:6]
-
-
-def source_ranks(study: optuna.Study) -> dict[str, dict[str, float]]:
-    """Per source: complete trials, mean rank percentile (0 = best trial, 1 = worst), best value."""
-    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if not done:
-        return {}
-    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
-    ordered = sorted(done, key=lambda t: t.value, reverse=maximize)  # type: ignore[arg-type, return-value]
-    pct = {t.number: i / max(1, len(ordered) - 1) for i, t in enumerate(ordered)}
-    out: dict[str, dict[str, float]] = {}
-    for t in ordered:
-        row = out.setdefault(str(t.user_attrs.get("source", "?")), {"trials": 0, "mean_rank": 0.0, "best": float(t.value)})  # type: ignore[arg-type]
-        row["trials"] += 1
-        row["mean_rank"] += pct[t.number]
-    for row in out.values():
-        row["mean_rank"] = round(row["mean_rank"] / row["trials"], 3)
-    return out
-
-
-def accounting(study: optuna.Study) -> dict[str, Any] | None:
-    """The LLM accounting of a study (None when no LLM took part), with source ranks."""
-    state = study.user_attrs.get(ATTR)
-    if not state:
-        return None
-    return {**state, "ranks": source_ranks(study)}
-
-
-def accounting_rows(info: dict[str, Any]) -> list[tuple[str, str]]:
-    """(label, value) rows for the CLI table and the report."""
-    s = info["stats"]
-    per_call = s["seconds"] / s["calls"] if s["calls"] else 0.0
-    rows = [
-        ("LLM", f"{info['backend']} · {info['model']} · rate {info['rate']:g}"),
-        ("calls", f"{s['calls']} ({s['seconds']:.1f} s, {per_call:.2f} s per call)"),
-        ("tokens", f"{s['prompt_tokens']} prompt + {s['completion_tokens']} completion"),
-        ("answers", f"{s['valid']} valid, {s['invalid']} invalid, {s['clipped']} clipped; "
-                    f"{s['timeouts']} timeouts, {s['unavailable']} unavailable, {s['fallbacks']} fell back to BO"),
-        ("proposals", f"{info['proposed']} enqueued, {info['used']} run"),
-    ]
-    for source, r in sorted(info.get("ranks", {}).items()):
-        rows.append((f"rank of {source} trials", f"{r['trials']:g} trials, mean rank {r['mean_rank']:.2f} "
-                                                 f"(0 best, 1 worst), best {r['best']:.4g}"))
-    if info.get("warning"):
-        rows.append(("warning", str(info["warning"])[:200]))
-    if info.get("facts"):
-        rows.append(("what mattered (measured)", str(info["facts"])))
-    if info.get("summary"):
-        rows.append(("summary (LLM)", str(info["summary"])))
-    return rows

@@ -1,4 +1,4 @@
-"""`parse_request`: a natural-language request → a `Task` (`Task.from_text`).
+"""`parse_request` / `task_from_text`: a natural-language request → a `Task`.
 
     "tune a random forest on data.csv to predict churn, maximise F1, 40 trials"
 
@@ -212,3 +212,12 @@ def _ask_llm(llm: LLM, text: str, fields: dict[str, Any], columns: list[str] | N
         fields["target"] = answer.target
         return None
     return str(answer.target)
+
+
+def task_from_text(text: str, llm: object = None, **overrides: Any) -> Task:
+    """A task from a request such as "tune a random forest on data.csv to predict churn,
+    maximise F1, 40 trials"; a missing or ambiguous piece raises a `TaskError` that asks
+    for it. `llm` (an `LLM` or a spec) may read what the plain rules miss."""
+    from hyperpilot.agent.llm import resolve_llm
+
+    return parse_request(text, resolve_llm(llm), **overrides)  # type: ignore[arg-type]

@@ -74,12 +74,18 @@ def model_cards() -> dict[str, ModelCard]:
     return cards
 
 
-def get_model_card(name: str, task_type: TaskType | None = None) -> ModelCard:
-    """The card called `name`: a bundled one, or the card of a trainer added with
-    `hyperpilot.trainers.register` (so a user's own trainer can be tuned by name)."""
-    from hyperpilot.trainers.base import _REGISTRY  # late: trainers import this module
+_EXTRA: dict[str, ModelCard] = {}
 
-    cards = {**model_cards(), **{n: t.card for n, t in _REGISTRY.items()}}
+
+def register_card(card: ModelCard) -> None:
+    """Add `card` (done by `hyperpilot.trainers.register`, so a user's own trainer can be tuned by name)."""
+    if model_cards().get(card.name) is not card:
+        _EXTRA[card.name] = card
+
+
+def get_model_card(name: str, task_type: TaskType | None = None) -> ModelCard:
+    """The card called `name`: a bundled one, or one added with `register_card`."""
+    cards = {**model_cards(), **_EXTRA}
     if name not in cards:
         raise TaskError(f"unknown model '{name}'; `hyperpilot models` lists them: {', '.join(cards)}")
     card = cards[name]

@@ -1,8 +1,8 @@
 """`MemoryProposer`: the memory's seat in the solve loop.
 
 - `start`: records the study (one entry per model, embedded once), stores trials that
-  already finished (a resumed study), and — for a fresh study — enqueues the best configs
-  of the most similar past studies right after the card defaults, with `source=memory`.
+  already finished (a resumed study), and — for a fresh study — returns the best configs
+  of the most similar past studies (queued right after the card defaults, `source=memory`).
 - `observe`: stores each finished trial at once (a crash loses nothing Optuna was told)
   and updates the study's summary when the trial is a new best (and every 10 trials).
 - `finish`: recomputes the rank-normalised scores of the study's trials and its summary,
@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import optuna
 
-from hyperpilot.agent.proposer import Proposer, SolveContext
+from hyperpilot.core.proposer import Proposer, StudyContext
+from hyperpilot.core.types import Suggestion, TrialRecord
 from hyperpilot.errors import HyperpilotError
 from hyperpilot.memory.records import StudyEntry, TrialEntry, rank_normalise, summarise
 from hyperpilot.memory.retrieve import (
@@ -35,9 +36,6 @@ from hyperpilot.memory.retrieve import (
 )
 from hyperpilot.memory.similarity import Mix
 from hyperpilot.memory.store import Memory, Neighbour
-
-if TYPE_CHECKING:
-    from hyperpilot.agent.assistant import Result, TrialRecord
 
 log = logging.getLogger("hyperpilot.memory")
 SOURCE = "memory"
@@ -71,34 +69,30 @@ class MemoryProposer(Proposer):
         LLM planner (empty before `start`, or when the memory had nothing similar)."""
         return examples_of(self.warm)
 
-    def planner_examples(self, ctx: SolveContext) -> list[Any]:
-        """For `LLMProposer(examples=...)`: the similar past studies as the planner's
-        `Example`s — the warm-start set, or (a resumed study has none) a fresh retrieval."""
-        from hyperpilot.agent.planner import Example
-
+    def similar_examples(self, ctx: StudyContext) -> list[MemoryExample]:
+        """The similar past studies as in-context examples for the LLM planner: the
+        warm-start set, or (a resumed study has none) a fresh retrieval."""
         if self._off:
             return []
-        found = self.examples() or in_context_examples(
+        return self.examples() or in_context_examples(
             ctx.task, ctx.dataset_card, self.memory, self.k, exclude_datasets=self.exclude_datasets,
             exclude_ids=[f"{ctx.task.study_name}/{m}" for m in ctx.space.models], mix=self.mix)
-        return [Example(task=f"{e.dataset} ({e.metric}, {e.direction})", model=e.model, config=e.config,
-                        score=e.best_score) for e in found]
 
     # ------------------------------------------------------------------ hooks
-    def start(self, ctx: SolveContext) -> None:
-        self._guard(self._start, ctx)
+    def start(self, ctx: StudyContext) -> list[Suggestion]:
+        return self._guard(self._start, ctx) or []
 
-    def observe(self, ctx: SolveContext, record: TrialRecord) -> None:
+    def observe(self, ctx: StudyContext, record: TrialRecord) -> None:
         if self.write:
             self._guard(self._observe, ctx, record)
 
-    def finish(self, ctx: SolveContext, result: Result) -> None:
+    def finish(self, ctx: StudyContext) -> None:
         if self.write:
             self._guard(self._finish, ctx)
         self.memory.close()
 
     # ------------------------------------------------------------------ work
-    def _start(self, ctx: SolveContext) -> None:
+    def _start(self, ctx: StudyContext) -> list[Suggestion]:
         memory, task = self.memory.open(), ctx.task
         text = study_text(ctx.dataset_card, str(task.task_type), str(task.metric))
         ids = {m: f"{task.study_name}/{m}" for m in ctx.space.models}
@@ -116,27 +110,27 @@ class MemoryProposer(Proposer):
                     self._trials[entry.model].append(entry)
             self._save_trials([t for ts in self._trials.values() for t in ts])
             memory.add_studies([summarise(e, self._trials[m]) for m, e in self._entries.items()])
-        if _started(ctx.study):
-            return
+        if not ctx.fresh:
+            return []
         cards = list(ctx.space.cards.values())
         self.neighbours = memory.similar(query_for(task, ctx.dataset_card), cards, self.k, mix=self.mix,
                                          exclude_datasets=self.exclude_datasets, exclude_ids=ids.values())
         defaults = [(m, c.default_config()) for m, c in ctx.space.cards.items()]
         self.warm = warm_configs(self.neighbours, cards, n=min(self.k, max(1, task.n_trials // 3)), skip=defaults)
-        for ws in self.warm:
-            nb = ws.neighbour
-            ctx.space.enqueue(ctx.study, ws.model, ws.config, SOURCE, memory_study=nb.study.id,
-                              rationale=f"best config of similar study {nb.study.id} (similarity {nb.score:.2f})")
         if self.warm:
             log.info("memory: %d warm-start config(s) from %s", len(self.warm), [w.neighbour.study.id for w in self.warm])
+        return [Suggestion(ws.model, ws.config, SOURCE,
+                           f"best config of similar study {ws.neighbour.study.id} (similarity {ws.neighbour.score:.2f})",
+                           attrs={"memory_study": ws.neighbour.study.id}) for ws in self.warm]
 
-    def _observe(self, ctx: SolveContext, record: TrialRecord) -> None:
+    def _observe(self, ctx: StudyContext, record: TrialRecord) -> None:
         if record.model not in self._entries:
             return
         trials = self._trials[record.model]
         entry = TrialEntry(
             study_id=self._entries[record.model].id, number=record.number, model=record.model, config=record.config,
-            score=record.value, status="complete" if record.value is not None else "failed", source=record.source,
+            score=record.value, status={"COMPLETE": "complete", "PRUNED": "pruned"}.get(record.state, "failed"),
+            source=record.source,
         )
         trials[:] = [t for t in trials if t.number != record.number] + [entry]
         ranks = rank_normalise([t.score for t in trials], ctx.task.direction)
@@ -147,7 +141,7 @@ class MemoryProposer(Proposer):
         if ranks[-1] == 1.0 or len(trials) % SUMMARY_EVERY == 0:  # a new best, or now and then
             self.memory.add_study(summary)
 
-    def _finish(self, ctx: SolveContext) -> None:
+    def _finish(self, ctx: StudyContext) -> None:
         for entry in self._entries.values():
             self.memory.refresh(entry.id)
 
@@ -157,15 +151,16 @@ class MemoryProposer(Proposer):
             ts[:] = [t.model_copy(update={"rank": r}) for t, r in zip(ts, ranked, strict=False)]
         self.memory.add_trials([t for ts in self._trials.values() for t in ts])
 
-    def _guard(self, fn: Any, *args: Any) -> None:
+    def _guard(self, fn: Any, *args: Any) -> Any:
         if self._off:
-            return
+            return None
         try:
-            fn(*args)
+            return fn(*args)
         except HyperpilotError as e:
             self._switch_off(str(e))
         except Exception as e:  # noqa: BLE001 - the memory must never stop a study
             self._switch_off(f"{type(e).__name__}: {e}")
+        return None
 
     def _switch_off(self, why: str) -> None:
         self._off = True
@@ -173,15 +168,7 @@ class MemoryProposer(Proposer):
         log.warning("memory unavailable, solving without memory: %s", first)
 
 
-def _started(study: optuna.Study) -> bool:
-    """True when trials already ran or memory configs are queued (a resumed study)."""
-    for t in study.get_trials(deepcopy=False):
-        if t.state != optuna.trial.TrialState.WAITING or t.user_attrs.get("source") == SOURCE:
-            return True
-    return False
-
-
-def _from_frozen(t: optuna.trial.FrozenTrial, ctx: SolveContext) -> TrialEntry | None:
+def _from_frozen(t: optuna.trial.FrozenTrial, ctx: StudyContext) -> TrialEntry | None:
     state = t.state
     if state not in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL, optuna.trial.TrialState.PRUNED):
         return None

@@ -1,16 +1,18 @@
-"""The sandbox: every trial runs in its own isolated, limited, killable process.
+"""Executors: where a trainer job runs.
 
+- `SandboxExecutor` (the default of `Assistant`): every job in isolated, limited,
+  killable processes, `workers` at once; untrusted trainers see only the labels they fit on.
+- `InProcessExecutor`: in this process (debugging, benchmarks, tests).
 - `Sandbox` runs a job (`module:function`) in a worker inside the strongest isolation
   layers available (`layers`: bubblewrap, unshare, or rlimits + a subreaper), with caps
-  (`Limits`) and a whole-tree kill on timeout; results come back as a file.
-- `SandboxExecutor` is the `Executor` that runs every trainer through it (the default
-  executor of `Assistant`).
+  (`Limits`) and a whole-tree kill on timeout; results come back as files.
 - `layers.doctor()` says which layers are active on this machine (`hyperpilot doctor`).
 """
 
-from hyperpilot.sandbox.executor import SandboxExecutor
+from hyperpilot.sandbox.executor import SandboxExecutor, SandboxedModel
+from hyperpilot.sandbox.inprocess import InProcessExecutor
 from hyperpilot.sandbox.limits import Limits, SandboxError
 from hyperpilot.sandbox.result import SandboxResult
 from hyperpilot.sandbox.runner import Sandbox
 
-__all__ = ["Limits", "Sandbox", "SandboxError", "SandboxExecutor", "SandboxResult"]
+__all__ = ["InProcessExecutor", "Limits", "Sandbox", "SandboxError", "SandboxExecutor", "SandboxResult", "SandboxedModel"]

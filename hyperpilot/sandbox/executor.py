@@ -1,212 +1,356 @@
-"""`SandboxExecutor`: the `Executor` that runs every trial in a `Sandbox`.
+"""`SandboxExecutor`: the `core.executor.Executor` that runs every job in a `Sandbox`.
 
-Lifecycle: constructing it stores its arguments (no I/O, no process). The first `run`
-starts the sandbox worker (it imports pandas, scikit-learn and the trainers once). Each
-`run(model, config, X, y, task)`:
+Lifecycle: constructing it stores its arguments (no I/O, no process). It holds `workers`
+sandboxes (each one warm worker process, started on first use); a `run` takes a free one.
+Each `run(job, on_report)`:
 
-1. writes (X, y) once per dataset as a pickle into the sandbox's read-only data folder;
-2. for the `custom_code` model, resolves the trial's program in this process
-   (`trainers.code.resolve_program`) and puts it in the run dir as `program.py`; a
-   trainer registered here but not importable in the sandbox goes as `trainer.pkl`;
-3. runs `evaluate_job` in a fresh trial process — it loads the data, builds the trainer
-   and cross-validates — with the executor's limits and the per-trial timeout;
-4. turns the `SandboxResult` into an `Outcome`: the `Evaluation`, or a failed trial whose
-   error is one reason line ("timed out after 30 s", "network access is blocked …",
-   "ValueError: … (at evaluate:12)"); a failed `custom_code` trial also gets the
-   summarised traceback in its `traceback` user_attr. It never raises for what a trial does.
+1. *trusted* trainers (hyperpilot's own): the training data (X, y) is written once per
+   dataset into the sandbox's read-only data folder and the whole job (every fold) runs in
+   one trial process;
+   *untrusted* ones (a `custom_code` program, a user's trainer): one trial process per
+   fold, given only that fold's fit rows with their labels and the rows to predict — so
+   the program never sees a label it is scored on;
+2. the trial writes each fold's predictions as `reports/STEP.npz` in its run dir; this
+   process reads them while the trial runs (`Sandbox.run(on_poll=...)`), hands them to
+   `on_report` (the coordinator scores them) and, when told to stop, writes `stop`,
+   which the trial's next report obeys (the timeout bounds one that does not);
+3. a failure comes back as one reason line ("timed out after 30 s", "network access is
+   blocked …", "ValueError: … (at fit:12)"), with the summarised traceback of a program in
+   `attrs["traceback"]`. It never raises for what a trial does. What a trial writes
+   besides its predictions (a `result.json` with a score, say) is never believed.
 
-`close()` kills the worker (it also dies with this process).
+`close()` stops the sandboxes this executor made (shared ones die with the process).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import pickle
+import queue
 import secrets
 import sys
+import threading
 import time
 import weakref
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from hyperpilot.core.executor import Job, JobResult, ReportFn
+from hyperpilot.core.types import Stop
 from hyperpilot.sandbox import layers
-from hyperpilot.sandbox.limits import Limits
+from hyperpilot.sandbox.limits import Limits, MiB
 from hyperpilot.sandbox.result import SandboxResult
 from hyperpilot.sandbox.runner import Sandbox, shared_sandbox, unshare_file
 from hyperpilot.task import Task
-from hyperpilot.tools.train import Outcome
-from hyperpilot.trainers.base import Evaluation
 
 MAX_ERROR_CHARS = 500
 PROGRAM_FILE = "program.py"
 TRAINER_FILE = "trainer.pkl"
+DATA_FILE = "data.pkl"
+MODEL_FILE = "model.pkl"
+REPORTS = "reports"
+STOP_FILE = "stop"
+CUSTOM_CODE = "custom_code"
 
 
 def outcome_error(res: SandboxResult) -> str:
-    """One line: the reason, in `tools.train.run_trial`'s form when the job raised
-    ("ValueError: ... (at evaluate:12)"), so errors read the same under every executor."""
+    """One line: the reason, with where a raised error came from ("ValueError: ... (at fit:12)")."""
     text = f"{res.error} (at {res.where})" if res.kind == "error" and res.where else res.error
     return " ".join(text.split())[:MAX_ERROR_CHARS]
 
 
-def trainer_module(model: str) -> str | None:
-    """The module that registers `model`'s trainer (imported in the trial before lookup)."""
+def trainer_ref(model: str) -> tuple[dict[str, Any], dict[str, str | bytes], bool]:
+    """(payload keys, run-dir files, trusted) that tell a trial process which trainer to
+    use: hyperpilot's own by module name (trusted); a trainer registered in this process
+    but not importable in the sandbox (a script, a notebook, a test) by value (cloudpickle);
+    an installed one by module name. Only hyperpilot's own trainers are trusted."""
     from hyperpilot.trainers import trainers
 
     trainer = trainers().get(model)
-    return type(trainer).__module__ if trainer is not None else None
-
-
-def trainer_bytes(model: str) -> bytes | None:
-    """A trainer registered in this process but not importable in the sandbox (defined in
-    a script, a notebook or a test) travels by value (cloudpickle); hyperpilot's own and
-    installed trainers are imported there by name (None)."""
-    from hyperpilot.trainers import trainers
-
-    trainer = trainers().get(model)
-    module = sys.modules.get(type(trainer).__module__) if trainer is not None else None
-    if trainer is None or module is None or type(trainer).__module__.startswith("hyperpilot."):
-        return None
+    if trainer is None:
+        return {"model": model}, {}, False
+    name = type(trainer).__module__
+    if name.startswith("hyperpilot."):
+        return {"model": model, "trainer_module": name}, {}, True
+    module = sys.modules.get(name)
+    path = os.path.realpath(getattr(module, "__file__", "") or "")
+    if path and any(path.startswith(p + os.sep) for p in layers.python_binds()):
+        return {"model": model, "trainer_module": name}, {}, False
     import cloudpickle
 
-    path = os.path.realpath(getattr(module, "__file__", "") or "")
-    visible = bool(path) and any(path.startswith(p + os.sep) for p in layers.python_binds())
-    by_value = not visible and module.__name__ != "__main__"
+    by_value = module is not None and name != "__main__"
     if by_value:
         cloudpickle.register_pickle_by_value(module)
     try:
-        return bytes(cloudpickle.dumps(trainer))
+        return {"model": model, "trainer": TRAINER_FILE}, {TRAINER_FILE: bytes(cloudpickle.dumps(trainer))}, False
     finally:
         if by_value:
             cloudpickle.unregister_pickle_by_value(module)
 
 
 class SandboxExecutor:
-    """Runs each trial in its own sandboxed process (see `hyperpilot.sandbox`).
+    """Runs each job in sandboxed processes (see `hyperpilot.sandbox`).
 
-    `limits` caps every trial (default: `Limits()` with the machine's GPUs, if any);
-    `trial_timeout` overrides its wall-clock limit (a `Task.trial_timeout`, where the task
-    has one, wins); `layer` forces "bwrap", "unshare" or "plain". Without `sandbox`, the
-    process-wide `shared_sandbox(limits, layer)` is used, so every executor of a process
-    shares one warm worker (trials of concurrent solves then run one at a time); pass
-    your own `Sandbox` to own the worker (`close()` then stops it)."""
+    `workers`: jobs that may run at once (one sandbox worker each). `limits` caps every
+    trial process (default: `Limits()` with the machine's GPUs); `trial_timeout` is the
+    wall-clock limit of one job; `layer` forces "bwrap", "unshare" or "plain". Without
+    `sandbox`, the process-wide `shared_sandbox(limits, layer, slot)` workers are used, so
+    executors of a process share warm workers; pass a `Sandbox` to own the (single) worker."""
 
     def __init__(self, limits: Limits | None = None, *, trial_timeout: float | None = None,
-                 layer: str | None = None, sandbox: Sandbox | None = None) -> None:
+                 layer: str | None = None, sandbox: Sandbox | None = None, workers: int = 1) -> None:
         self.limits = limits
         self.trial_timeout = trial_timeout
         self.layer = layer
-        self._sandbox = sandbox
-        self._owns = sandbox is not None
-        self._data: tuple[Any, Any, str] | None = None
+        self.workers = 1 if sandbox is not None else workers
+        self._given = sandbox
+        self._free: queue.Queue[Sandbox] | None = None
+        self._data: dict[int, tuple[Any, Any, str]] = {}  # id(sandbox) -> (X, y, shared path)
+        self._lock = threading.Lock()
 
     @property
     def sandbox(self) -> Sandbox:
-        if self._sandbox is None:
-            self._sandbox = shared_sandbox(self.limits, self.layer)
-        return self._sandbox
+        """The first sandbox (for callers that run one job of their own)."""
+        return self._given or shared_sandbox(self.limits, self.layer)
 
-    def timeout_for(self, task: Task) -> float | None:
-        return getattr(task, "trial_timeout", None) or self.trial_timeout
+    def _sandboxes(self) -> queue.Queue[Sandbox]:
+        with self._lock:
+            if self._free is None:
+                self._free = queue.Queue()
+                for slot in range(self.workers):
+                    self._free.put(self._given or shared_sandbox(self.limits, self.layer, slot))
+            return self._free
 
-    def run(self, model: str, config: dict[str, Any], X: pd.DataFrame, y: pd.Series, task: Task) -> Outcome:
+    def run(self, job: Job, on_report: ReportFn) -> JobResult:
         start = time.perf_counter()
+        free = self._sandboxes()
+        sandbox = free.get()
         try:
-            payload: dict[str, Any] = {"model": model, "config": config, "task": task.model_dump(mode="json"),
-                                       "data": self.data_path(X, y)}
-            files: dict[str, str | bytes] = {}
-            from hyperpilot.trainers.code import CUSTOM_CODE, annotate_trial, resolve_program
+            return self._run(sandbox, job, on_report, start)
+        except Exception as e:  # noqa: BLE001 - a job never raises (SandboxError, an unpicklable trainer, ...)
+            return JobResult(False, time.perf_counter() - start, " ".join(f"{type(e).__name__}: {e}".split())[:MAX_ERROR_CHARS])
+        finally:
+            free.put(sandbox)
 
-            if model == CUSTOM_CODE:
-                program = resolve_program(task, config)
-                files[PROGRAM_FILE] = program.code
-                payload["program"] = PROGRAM_FILE
-                payload["code_id"] = program.code_id
-            elif (blob := trainer_bytes(model)) is not None:
-                files[TRAINER_FILE] = blob
-                payload["trainer"] = TRAINER_FILE
-            else:
-                payload["trainer_module"] = trainer_module(model)
-            res = self.sandbox.run("hyperpilot.sandbox.executor:evaluate_job", payload, files=files,
-                                   timeout=self.timeout_for(task), focus=PROGRAM_FILE)
-        except Exception as e:  # noqa: BLE001 - a trial never raises (SandboxError, an unpicklable trainer, ...)
-            return Outcome(None, time.perf_counter() - start, " ".join(f"{type(e).__name__}: {e}".split())[:MAX_ERROR_CHARS])
+    def _run(self, sandbox: Sandbox, job: Job, on_report: ReportFn, start: float) -> JobResult:
+        payload: dict[str, Any] = {"config": job.config, "task": job.task.model_dump(mode="json"), "seed": job.seed,
+                                   "responses": list(job.responses), "n_classes": job.n_classes, "keep_model": job.keep_model}
+        files: dict[str, str | bytes] = {}
+        if job.code is not None:
+            ref, trusted = {"model": job.model, "program": PROGRAM_FILE}, False
+            files[PROGRAM_FILE] = job.code
+        else:
+            ref, extra, trusted = trainer_ref(job.model)
+            files.update(extra)
+        payload.update(ref)
+        if trusted:
+            payload["data"] = self._shared_data(sandbox, job.X, job.y)
+            payload["folds"] = [[f.tolist(), None if p is None else p.tolist()] for f, p in job.folds]
+            if job.X_new is not None:
+                files["new.pkl"] = pickle.dumps(job.X_new, protocol=pickle.HIGHEST_PROTOCOL)
+            return self._one(sandbox, payload, files, job, on_report, 0, start, trusted=True)
+        attrs: dict[str, Any] = {}
+        res = JobResult(True, 0.0)
+        for step, (fit, pred) in enumerate(job.folds):  # one process per fold, with only its labels
+            X_pred = job.X.iloc[pred] if pred is not None else job.X_new
+            fold = {**files, DATA_FILE: pickle.dumps((job.X.iloc[fit], job.y[fit], X_pred), protocol=pickle.HIGHEST_PROTOCOL)}
+            res = self._one(sandbox, {**payload, "folds": [[list(range(len(fit))), None]]}, fold, job, on_report, step, start)
+            attrs.update(res.attrs)
+            if not res.ok:
+                break
+        return JobResult(res.ok, time.perf_counter() - start, res.error, res.stopped, res.model, attrs)
+
+    def _one(self, sandbox: Sandbox, payload: dict[str, Any], files: dict[str, str | bytes], job: Job,
+             on_report: ReportFn, first_step: int, start: float, trusted: bool = False) -> JobResult:
+        seen: list[int] = []
+        stopped: list[bool] = []
+        cap = (sandbox.limits.max_file_mb or 64) * MiB
+
+        def poll(run_dir: Path) -> None:
+            folder = run_dir / REPORTS
+            while not stopped:
+                path = folder / f"{len(seen):05d}.npz"
+                if path.is_symlink() or not path.is_file():
+                    return
+                seen.append(len(seen))
+                try:
+                    if path.stat().st_size > cap:
+                        raise ValueError("the report is larger than the file-size cap")
+                    with np.load(path, allow_pickle=False) as npz:
+                        response = {k: np.asarray(npz[k]) for k in npz.files}
+                except (OSError, ValueError) as e:
+                    response = {"error": np.asarray(str(e)[:200])}
+                if on_report(first_step + len(seen) - 1, response):
+                    stopped.append(True)
+                    (run_dir / STOP_FILE).write_text("stop", encoding="utf-8")
+
+        collect = (MODEL_FILE,) if job.keep_model else ()
+        res = sandbox.run("hyperpilot.sandbox.executor:fold_job", payload, files=files, timeout=self.trial_timeout,
+                          focus=PROGRAM_FILE, collect=collect, on_poll=poll)
         seconds = time.perf_counter() - start
+        attrs: dict[str, Any] = {"sandbox": res.layer} if res.layer else {}
+        if stopped:
+            return JobResult(False, seconds, stopped=True, attrs=attrs)
         if not res.ok:
-            if model == CUSTOM_CODE and res.traceback:  # the repair loop feeds it back to the code writer
-                annotate_trial(task, config, traceback=res.traceback)
-            return Outcome(None, seconds, outcome_error(res))
-        try:
-            return Outcome(Evaluation(**res.value), seconds)
-        except TypeError as e:
-            return Outcome(None, seconds, f"the trial returned a malformed evaluation: {e}")
+            if job.code is not None and res.traceback:
+                attrs["traceback"] = res.traceback  # the repair loop feeds it back to the code writer
+            return JobResult(False, seconds, outcome_error(res), attrs=attrs)
+        model = None
+        if job.keep_model:
+            blob = res.files[MODEL_FILE]
+            # a trusted trainer's model is loaded here; a program's stays bytes, run only in the sandbox
+            model = pickle.loads(blob) if trusted else SandboxedModel(payload, blob, job.code, files.get(TRAINER_FILE))  # noqa: S301
+        return JobResult(True, seconds, model=model, attrs=attrs)
 
-    def data_path(self, X: pd.DataFrame, y: pd.Series) -> str:
-        """The pickle of (X, y) the trials read; written once per dataset."""
-        if self._data is not None and self._data[0] is X and self._data[1] is y:
-            return self._data[2]
-        key = f"data-{secrets.token_hex(6)}"
+    def _shared_data(self, sandbox: Sandbox, X: pd.DataFrame, y: np.ndarray) -> str:
+        """The pickle of (X, y) that trusted jobs read; written once per dataset and sandbox."""
+        with self._lock:
+            known = self._data.get(id(sandbox))
+            if known is not None and known[0] is X and known[1] is y:
+                return known[2]
 
-        def write(path: Path) -> None:
-            with open(path, "wb") as f:
-                pickle.dump((X, y), f, protocol=pickle.HIGHEST_PROTOCOL)
+            def write(path: Path) -> None:
+                with open(path, "wb") as f:
+                    pickle.dump((X, y), f, protocol=pickle.HIGHEST_PROTOCOL)
 
-        self._forget_data()
-        path = str(self.sandbox.share(key, write))
-        self._data = (X, y, path)
-        weakref.finalize(self, unshare_file, self.sandbox, path)
-        return path
-
-    def _forget_data(self) -> None:
-        if self._data is not None and self._sandbox is not None:
-            unshare_file(self._sandbox, self._data[2])
-        self._data = None
+            if known is not None:
+                unshare_file(sandbox, known[2])
+            path = str(sandbox.share(f"data-{secrets.token_hex(6)}", write))
+            self._data[id(sandbox)] = (X, y, path)
+            weakref.finalize(self, unshare_file, sandbox, path)
+            return path
 
     def close(self) -> None:
-        """Delete this executor's data file; stop the worker if this executor owns it."""
-        self._forget_data()
-        if self._sandbox is not None and self._owns:
-            self._sandbox.close()
+        """Delete this executor's data files; stop the worker if this executor owns it."""
+        with self._lock:
+            for _, _, path in self._data.values():
+                for s in ([self._given] if self._given else []) + [shared_sandbox(self.limits, self.layer, i) for i in range(self.workers)]:
+                    unshare_file(s, path)
+            self._data.clear()
+        if self._given is not None:
+            self._given.close()
+
+
+class SandboxedModel:
+    """A model fitted by an untrusted trainer (a program): kept as pickled bytes and only
+    ever unpickled inside the sandbox, where `predict` / `predict_proba` run."""
+
+    def __init__(self, payload: dict[str, Any], model: bytes, program: str | None = None,
+                 trainer: str | bytes | None = None) -> None:
+        self.payload = {k: v for k, v in payload.items() if k in ("model", "program", "trainer", "trainer_module")}
+        self.model = model
+        self.program = program
+        self.trainer = trainer
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return self._run(X, "predict")
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        return self._run(X, "proba")
+
+    def decision_function(self, X: pd.DataFrame) -> np.ndarray:
+        return self._run(X, "decision")
+
+    def _run(self, X: pd.DataFrame, kind: str) -> np.ndarray:
+        from hyperpilot.errors import TrialError
+
+        files: dict[str, str | bytes] = {MODEL_FILE: self.model, "new.pkl": pickle.dumps(X, protocol=pickle.HIGHEST_PROTOCOL)}
+        if self.program is not None:
+            files[PROGRAM_FILE] = self.program
+        if self.trainer is not None:
+            files[TRAINER_FILE] = self.trainer
+        res = shared_sandbox().run("hyperpilot.sandbox.executor:predict_job", {**self.payload, "kind": kind}, files=files,
+                                   focus=PROGRAM_FILE, collect=("out.npy",))
+        if not res.ok:
+            raise TrialError(f"predicting in the sandbox failed: {outcome_error(res)}")
+        import io
+
+        return np.load(io.BytesIO(res.files["out.npy"]), allow_pickle=False)
+
+
+# -- inside the trial process ---------------------------------------------------------------
+def _trainer(run_dir: Path, payload: dict[str, Any]) -> Any:
+    if payload.get("program"):
+        from hyperpilot.trainers.code import ProgramTrainer
+
+        return ProgramTrainer.from_file(run_dir / payload["program"])
+    if payload.get("trainer"):
+        with open(run_dir / payload["trainer"], "rb") as f:
+            return pickle.load(f)  # noqa: S301 - sent by the parent
+    import importlib
+
+    from hyperpilot.trainers import get_trainer
+
+    if payload.get("trainer_module"):
+        importlib.import_module(payload["trainer_module"])  # registers trainers not in hyperpilot.trainers
+    return get_trainer(payload["model"])
+
+
+def fold_job(run_dir: Path, payload: dict[str, Any]) -> dict[str, Any]:
+    """Fit and predict each fold; predictions go out as `reports/STEP.npz` (never a score)."""
+    from hyperpilot.trainers.run import run_job
+
+    X_new = None
+    if payload.get("data"):
+        with open(payload["data"], "rb") as f:
+            X, y = pickle.load(f)  # noqa: S301 - written by the parent, read-only here
+        if (run_dir / "new.pkl").exists():
+            with open(run_dir / "new.pkl", "rb") as f:
+                X_new = pickle.load(f)  # noqa: S301 - written by the parent
+    else:
+        with open(run_dir / DATA_FILE, "rb") as f:
+            X, y, X_new = pickle.load(f)  # noqa: S301 - written by the parent
+    folds = [(np.asarray(a, dtype=int), None if b is None else np.asarray(b, dtype=int)) for a, b in payload["folds"]]
+    job = Job(model=payload["model"], config=payload["config"], task=Task.model_validate(payload["task"]), X=X,
+              y=np.asarray(y), folds=folds, responses=tuple(payload["responses"]), seed=int(payload["seed"]),
+              X_new=X_new, n_classes=payload.get("n_classes"))
+    (run_dir / REPORTS).mkdir(exist_ok=True)
+
+    def report(step: int, response: dict[str, np.ndarray]) -> None:
+        tmp = run_dir / REPORTS / f".{step:05d}.tmp.npz"
+        np.savez(tmp, **response)
+        os.replace(tmp, run_dir / REPORTS / f"{step:05d}.npz")
+        if (run_dir / STOP_FILE).exists():
+            raise Stop()
+
+    try:
+        fitted = run_job(job, report, _trainer(run_dir, payload))
+    except Stop:
+        return {"stopped": True}
+    if payload.get("keep_model"):
+        with open(run_dir / MODEL_FILE, "wb") as f:
+            pickle.dump(fitted, f, protocol=pickle.HIGHEST_PROTOCOL)
+    return {"stopped": False}
+
+
+def predict_job(run_dir: Path, payload: dict[str, Any]) -> dict[str, Any]:
+    """Predict with a model fitted in an earlier sandboxed run (an untrusted trainer's)."""
+    from hyperpilot.trainers.run import predictions
+
+    _trainer(run_dir, payload)  # a program's or trainer's classes must resolve when unpickling
+    with open(run_dir / MODEL_FILE, "rb") as f:
+        model = pickle.load(f)  # noqa: S301 - made by this trainer in an earlier sandboxed run
+    with open(run_dir / "new.pkl", "rb") as f:
+        X = pickle.load(f)  # noqa: S301 - written by the parent
+    out = predictions(model, X, (payload["kind"],), None)[payload["kind"]]
+    np.save(run_dir / "out.npy", np.asarray(out, dtype=float), allow_pickle=False)
+    return {}
 
 
 def warmup() -> None:
     """Run once in the worker, before it forks trials: fills what scikit-learn and pandas
-    load lazily on first use (narwhals, pyarrow's pandas bridge, scorers, the trainers'
-    pipelines), so no trial pays for it. Uses no OpenMP model: GNU OpenMP is not fork-safe
-    once its thread pool has started."""
-    import numpy as np
-
+    load lazily on first use (narwhals, pyarrow's pandas bridge, the trainers' pipelines),
+    so no trial pays for it. Uses no OpenMP model: GNU OpenMP is not fork-safe once its
+    thread pool has started."""
     from hyperpilot.cards import get_model_card
     from hyperpilot.trainers import get_trainer
 
     X = pd.DataFrame({"a": np.arange(40, dtype=float), "b": ["x", "y", "z", "w"] * 10})
-    y = pd.Series([0, 1] * 20)
+    y = np.array([0, 1] * 20)
     task = Task.model_validate({"data": "warmup", "metric": "roc_auc", "cv_folds": 2}).resolved("binary")
     for model in ("logistic_regression", "decision_tree"):
-        get_trainer(model).evaluate(get_model_card(model).default_config(), X, y, task)
-
-
-def evaluate_job(run_dir: Path, payload: dict[str, Any]) -> dict[str, Any]:
-    """In the trial process: load the data, cross-validate the config, return the evaluation."""
-    with open(payload["data"], "rb") as f:
-        X, y = pickle.load(f)  # noqa: S301 - written by the parent, read-only here
-    task = Task.model_validate(payload["task"])
-    if payload.get("program"):
-        from hyperpilot.trainers.code import ProgramTrainer
-
-        trainer: Any = ProgramTrainer.from_file(run_dir / payload["program"])
-    elif payload.get("trainer"):
-        with open(run_dir / payload["trainer"], "rb") as f:
-            trainer = pickle.load(f)  # noqa: S301 - sent by the parent
-    else:
-        import importlib
-
-        from hyperpilot.trainers import get_trainer
-
-        if payload.get("trainer_module"):
-            importlib.import_module(payload["trainer_module"])  # registers trainers not in hyperpilot.trainers
-        trainer = get_trainer(payload["model"])
-    return dataclasses.asdict(trainer.evaluate(payload["config"], X, y, task))
+        fitted = get_trainer(model).fit(get_model_card(model).default_config(), X, y, task)
+        fitted.predict_proba(X)

@@ -9,6 +9,7 @@ import os
 import select
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from hyperpilot.sandbox.limits import MiB
 PASS_ENV = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "LOKY_MAX_CPU_COUNT",
             "TZ", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
 MAX_RESULT_BYTES = 8 * MiB
+POLL_S = 0.05  # how often a running job's reports are read
 TRIAL_THREADS = max(1, (os.cpu_count() or 2) - 1)
 
 
@@ -48,15 +50,21 @@ class WorkerHandle:
         self.buffer = b""
         self.startup_seconds = 0.0
 
-    def read_line(self, deadline: float | None) -> dict[str, Any] | None:
-        """The next JSON line from the worker, or None on EOF / deadline / garbage."""
+    def read_line(self, deadline: float | None, poll: Callable[[], None] | None = None) -> dict[str, Any] | None:
+        """The next JSON line from the worker, or None on EOF / deadline / garbage.
+        `poll()` is called every `POLL_S` while waiting (the report channel)."""
         if self.proc.stdout is None or self.proc.stdout.closed:
             return None
         fd = self.proc.stdout.fileno()
         while b"\n" not in self.buffer:
             wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if poll is not None:
+                wait = POLL_S if wait is None else min(wait, POLL_S)
             ready, _, _ = select.select([fd], [], [], wait)
             if not ready:
+                if poll is not None and (deadline is None or time.monotonic() < deadline):
+                    poll()
+                    continue
                 return None
             chunk = os.read(fd, 1 << 16)
             if not chunk or len(self.buffer) > MAX_RESULT_BYTES:

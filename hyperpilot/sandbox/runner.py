@@ -94,20 +94,22 @@ class Sandbox:
         return self._worker.layer if self._worker else layers.choose(self.requested_layer)
 
     def run(self, target: str, payload: dict[str, Any], *, files: dict[str, str | bytes] | None = None,
-            timeout: float | None = None, focus: str | None = None, collect: tuple[str, ...] = ()) -> SandboxResult:
+            timeout: float | None = None, focus: str | None = None, collect: tuple[str, ...] = (),
+            on_poll: Callable[[Path], None] | None = None) -> SandboxResult:
         """Run `target(run_dir, payload)` in a fresh trial process; never raises for what
         the job does (only `SandboxError` when the sandbox itself cannot start).
 
         `files` are written into the run dir first; `collect` names run-dir files to read
         back (plain files, at most the file-size cap) when the job succeeds; `focus` is the
-        file whose frames the traceback summary keeps."""
+        file whose frames the traceback summary keeps; `on_poll(run_dir)` is called every
+        `handle.POLL_S` while the job runs and once after it ended (the report channel)."""
         limits = self.limits.with_timeout(timeout)
         with self._lock:
             worker = self._ensure_worker()
             self._counter += 1
             run_dir = Path(tempfile.mkdtemp(prefix=f"run{self._counter:05d}-", dir=worker.root / "runs"))
             try:
-                res = self._run_in(worker, run_dir, target, payload, files or {}, limits, focus)
+                res = self._run_in(worker, run_dir, target, payload, files or {}, limits, focus, on_poll)
                 if res.ok and collect:
                     res = _collect(res, run_dir, collect, limits)
                 return res
@@ -212,7 +214,8 @@ class Sandbox:
             self._worker = None
 
     def _run_in(self, worker: WorkerHandle, run_dir: Path, target: str, payload: dict[str, Any],
-                files: dict[str, str | bytes], limits: Limits, focus: str | None) -> SandboxResult:
+                files: dict[str, str | bytes], limits: Limits, focus: str | None,
+                on_poll: Callable[[Path], None] | None = None) -> SandboxResult:
         (run_dir / SPEC).write_text(json.dumps({"target": target, "payload": payload, "focus": focus}), encoding="utf-8")
         for name, content in files.items():
             path = run_dir / name
@@ -233,8 +236,11 @@ class Sandbox:
         reply = None
         if worker.send(request):
             grace = (limits.wall_seconds + REPLY_GRACE_S) if limits.wall_seconds is not None else None
-            reply = worker.read_line(None if grace is None else start + grace)
+            poll = None if on_poll is None else (lambda: on_poll(run_dir))
+            reply = worker.read_line(None if grace is None else start + grace, poll)
         seconds = time.monotonic() - start
+        if on_poll is not None:
+            on_poll(run_dir)  # what it reported just before it ended
         oom = bool(worker.cgroup and worker.cgroup.oom_kills() > oom_before)
         if reply is None:
             self._stop_worker()  # dead or hung: kill the whole sandbox, start afresh next time
@@ -330,11 +336,12 @@ _SHARED: dict[tuple[Any, ...], Sandbox] = {}
 _SHARED_LOCK = threading.Lock()
 
 
-def shared_sandbox(limits: Limits | None = None, layer: str | None = None) -> Sandbox:
-    """One process-wide `Sandbox` per (limits, layer, layer environment), so that every
-    `SandboxExecutor()` of a process reuses one warm worker. Closed at interpreter exit."""
+def shared_sandbox(limits: Limits | None = None, layer: str | None = None, slot: int = 0) -> Sandbox:
+    """One process-wide `Sandbox` per (limits, layer, layer environment, slot), so that every
+    `SandboxExecutor()` of a process reuses warm workers (slot i: the i-th parallel worker).
+    Closed at interpreter exit."""
     limits = limits or Limits(gpus=layers.gpu_indices() or None)
-    key = (limits, layer, os.environ.get(layers.ENV_LAYER), os.environ.get(layers.ENV_CGROUP))
+    key = (limits, layer, os.environ.get(layers.ENV_LAYER), os.environ.get(layers.ENV_CGROUP), slot)
     with _SHARED_LOCK:
         sandbox = _SHARED.get(key)
         if sandbox is None:

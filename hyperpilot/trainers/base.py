@@ -1,34 +1,27 @@
 """The `Trainer` extension point.
 
-Lifecycle: the assistant looks a trainer up by model name (`get_trainer`), calls
-`evaluate(config, X, y, task)` once per trial — k-fold cross-validation on the training
-split, returning an `Evaluation` — and `fit(config, X, y, task)` once, on the best config,
-to get the final `FittedModel`. `config` has already been validated against
-`trainer.card.space`. A trainer raises on failure; the caller records the trial as failed.
+Lifecycle: a job (`core.executor.Job`, run by `trainers.run.run_job` wherever the
+executor puts it) looks a trainer up by model name (`get_trainer`) and calls
+`fit(config, X, y, task)` once per fold and once for the final refit. `y` holds class
+codes 0..k-1 for classification (the coordinator encodes labels), values for regression;
+`config` has already been validated against `trainer.card.space`. `fit` returns a fitted
+estimator with `predict` (class codes or values) and, where the model has them,
+`predict_proba` / `decision_function`. A trainer never scores itself: the coordinator
+computes every metric from the predictions (`core.scoring`). A trainer raises on
+failure; the trial is then recorded as failed.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from hyperpilot.cards.model import ModelCard
+from hyperpilot.cards.model import ModelCard, get_model_card, register_card
 from hyperpilot.errors import TaskError
 from hyperpilot.task import Task
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """What one trial measured: the CV mean of the task's metric and the details."""
-
-    value: float
-    fold_values: list[float]
-    fit_seconds: float
-    metrics: dict[str, float] = field(default_factory=dict)
 
 
 class FittedModel:
@@ -57,7 +50,7 @@ class FittedModel:
 
 
 class Trainer(ABC):
-    """Evaluates configs of one model by cross-validation and fits the final model."""
+    """Fits configs of one model (see the module docstring for the lifecycle)."""
 
     def __init__(self, card: ModelCard) -> None:
         self.card = card
@@ -67,30 +60,22 @@ class Trainer(ABC):
         return self.card.name
 
     @abstractmethod
-    def evaluate(self, config: dict[str, Any], X: pd.DataFrame, y: pd.Series, task: Task) -> Evaluation:
-        """Cross-validate `config` on (X, y) with `task.cv_folds` folds and `task.metric`."""
-
-    @abstractmethod
-    def fit(self, config: dict[str, Any], X: pd.DataFrame, y: pd.Series, task: Task) -> FittedModel:
-        """Fit `config` on all of (X, y)."""
-
-    @abstractmethod
-    def score(self, model: FittedModel, X: pd.DataFrame, y: pd.Series, task: Task) -> float:
-        """`task.metric` of a fitted model on held-out data, in the metric's natural sign."""
+    def fit(self, config: dict[str, Any], X: pd.DataFrame, y: np.ndarray, task: Task) -> Any:
+        """Fit `config` on (X, y); returns an estimator with `predict` (and `predict_proba` /
+        `decision_function` where the model has them)."""
 
 
 _REGISTRY: dict[str, Trainer] = {}
 
 
 def register(trainer: Trainer) -> Trainer:
-    """Make `trainer` available by its card's name."""
+    """Make `trainer` available by its card's name (and its card by `get_model_card`)."""
     _REGISTRY[trainer.name] = trainer
+    register_card(trainer.card)
     return trainer
 
 
 def get_trainer(name: str) -> Trainer:
-    from hyperpilot.cards.model import get_model_card
-
     if name not in _REGISTRY:
         get_model_card(name)  # raises the clear "unknown model" error
         raise TaskError(f"model card '{name}' has no trainer installed")

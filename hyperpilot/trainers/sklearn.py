@@ -5,7 +5,6 @@ so cross-validation never leaks statistics from a validation fold into training.
 
 from __future__ import annotations
 
-import time
 import warnings
 from typing import Any
 
@@ -18,17 +17,14 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.impute import SimpleImputer
-from sklearn.metrics import get_scorer
-from sklearn.model_selection import KFold, StratifiedKFold, cross_validate
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from hyperpilot.cards.model import get_model_card
 from hyperpilot.errors import TaskError
-from hyperpilot.metrics import Metric, TaskType, get_metric
 from hyperpilot.task import Task
-from hyperpilot.trainers.base import Evaluation, FittedModel, Trainer, register
+from hyperpilot.trainers.base import Trainer, register
 
 # model name -> (classifier, regressor, needs scaled inputs)
 ESTIMATORS: dict[str, tuple[type | None, type | None, bool]] = {
@@ -90,65 +86,12 @@ class SklearnTrainer(Trainer):
         )
         return Pipeline([("pre", pre), ("model", self.estimator(config, task))])
 
-    def evaluate(self, config: dict[str, Any], X: pd.DataFrame, y: pd.Series, task: Task) -> Evaluation:
-        y_enc, _ = _encode(y, task)
-        metric = _metric(task)
-        cv_cls = KFold if task.task_type == "regression" else StratifiedKFold
-        cv = cv_cls(n_splits=task.cv_folds, shuffle=True, random_state=task.split_seed)
-        start = time.perf_counter()
+    def fit(self, config: dict[str, Any], X: pd.DataFrame, y: np.ndarray, task: Task) -> Pipeline:
+        pipe = self.pipeline(config, X, task)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             warnings.simplefilter("ignore", UserWarning)
-            out = cross_validate(
-                self.pipeline(config, X, task), X, y_enc, cv=cv,
-                scoring=metric.scorer_for(_task_type(task)), error_score="raise",
-            )
-        folds = [float(v) * metric.sign for v in out["test_score"]]
-        if not np.all(np.isfinite(folds)):
-            raise ValueError(f"{metric.name} is not finite on some folds: {folds}")
-        value = float(np.mean(folds))
-        return Evaluation(
-            value=value, fold_values=folds, fit_seconds=time.perf_counter() - start,
-            metrics={metric.name: value, f"{metric.name}_std": float(np.std(folds))},
-        )
-
-    def fit(self, config: dict[str, Any], X: pd.DataFrame, y: pd.Series, task: Task) -> FittedModel:
-        y_enc, classes = _encode(y, task)
-        pipe = self.pipeline(config, X, task)
-        with warnings.catch_warnings():  # the same warnings as evaluate() silences
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            warnings.simplefilter("ignore", UserWarning)
-            pipe = pipe.fit(X, y_enc)
-        return FittedModel(pipe, classes, [str(c) for c in X.columns])
-
-    def score(self, model: FittedModel, X: pd.DataFrame, y: pd.Series, task: Task) -> float:
-        metric = _metric(task)
-        if model.classes is not None:
-            index = {c: i for i, c in enumerate(model.classes)}
-            y = y.map(index)
-            if y.isna().any():
-                raise ValueError("the held-out split has classes the model never saw")
-        scorer = get_scorer(metric.scorer_for(_task_type(task)))
-        return float(scorer(model.pipeline, X[model.features], np.asarray(y))) * metric.sign
-
-
-def _task_type(task: Task) -> TaskType:
-    if task.task_type is None:
-        raise TaskError("the task has no task type yet; call task.resolved(task_type) first")
-    return task.task_type
-
-
-def _metric(task: Task) -> Metric:
-    if task.metric is None:
-        raise TaskError("the task has no metric yet; call task.resolved(task_type) first")
-    return get_metric(task.metric, _task_type(task))
-
-
-def _encode(y: pd.Series, task: Task) -> tuple[np.ndarray, list[Any] | None]:
-    if task.task_type == "regression":
-        return y.to_numpy(dtype=float), None
-    classes, codes = np.unique(y.to_numpy(), return_inverse=True)
-    return codes, classes.tolist()
+            return pipe.fit(X, y)
 
 
 for _name in ESTIMATORS:

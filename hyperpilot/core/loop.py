@@ -1,0 +1,231 @@
+"""The one study loop: ask → run → tell, for every caller.
+
+    start: proposers' warm-start configs are queued in the study (fresh study only)
+    until the budget (or the deadline) is spent, keep `workers` trials in flight:
+        next suggestion: queued trial ▸ first proposer that suggests ▸ BO (`study.ask`)
+        run it on a worker thread: objective(handle) -> Outcome  (the handle carries the
+            suggestion, a derived seed and the report channel: report / should_prune)
+        when one finishes: tell the study (COMPLETE / FAIL / PRUNED), record its
+            seconds and error, tell the proposers and the progress callback
+    finish: proposers' `finish`
+
+Suggestions are asked in this thread only, so the order of asks (and a seeded sampler's
+draws) does not depend on the workers; BO sees running trials (TPE's constant liar) and
+proposers see them in `ctx.tried()`. `Assistant.solve`, the evals adapters and the tests
+all run this loop."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any, Protocol
+
+import optuna
+from optuna.trial import TrialState
+
+from hyperpilot.core.proposer import Proposer, StudyContext, config_key
+from hyperpilot.core.types import Outcome, Suggestion, TrialRecord, trial_seed
+from hyperpilot.errors import HyperpilotError, SpaceError
+
+log = logging.getLogger("hyperpilot.loop")
+FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
+
+
+class TrialHandle:
+    """One running trial as the objective sees it: what to run (`model`, `config`,
+    `suggestion`), its derived `seed`, and the report channel to the coordinator."""
+
+    def __init__(self, trial: optuna.Trial, suggestion: Suggestion, seed: int) -> None:
+        self.trial = trial
+        self.suggestion = suggestion
+        self.seed = seed
+        self.steps: list[float] = []
+        self._lock = threading.Lock()
+
+    @property
+    def number(self) -> int:
+        return self.trial.number
+
+    @property
+    def model(self) -> str:
+        return self.suggestion.model
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.suggestion.config
+
+    def report(self, value: float, step: int) -> None:
+        """An intermediate value (after a fold, an epoch) — the pruner sees it."""
+        with self._lock:
+            self.trial.report(float(value), step)
+            self.steps.append(float(value))
+
+    def should_prune(self) -> bool:
+        """Whether the study's pruner says to stop this trial now."""
+        with self._lock:
+            return bool(self.trial.should_prune())
+
+
+class Objective(Protocol):
+    """Runs one trial; returns an `Outcome` (never raises for what the trial does)."""
+
+    def __call__(self, handle: TrialHandle) -> Outcome: ...
+
+
+class StudyLoop:
+    """Runs `objective` on the study of `ctx` with `proposers` besides BO.
+
+    `workers`: trials in flight at once (each on its own thread; the objective decides
+    where it really runs). `on_trial(record)` is called after every finished trial;
+    `heartbeat(study, trial)` (a context manager around each running trial) lets a
+    storage with heartbeats tell later that a trial's process died (`studies.heartbeat`)."""
+
+    def __init__(self, ctx: StudyContext, objective: Objective, proposers: Sequence[Proposer] = (), *,
+                 workers: int = 1, on_trial: Callable[[TrialRecord], None] | None = None,
+                 heartbeat: Callable[[optuna.Study, optuna.Trial], AbstractContextManager[Any]] | None = None) -> None:
+        if workers < 1:
+            raise HyperpilotError(f"workers must be at least 1, got {workers}")
+        self.ctx = ctx
+        self.objective = objective
+        self.proposers = list(proposers)
+        self.workers = workers
+        self.on_trial = on_trial
+        self.heartbeat = heartbeat
+        self.rejected: dict[str, int] = {}  # suggestions dropped (invalid or duplicate), by source
+        self._queued = 0
+        self._best: float | None = None
+
+    # -- the loop ------------------------------------------------------------------------
+    def run(self, n_trials: int, deadline: float | None = None) -> StudyContext:
+        """Run trials until the study has `n_trials` finished ones (resumed ones count)
+        or `time.perf_counter()` passes `deadline`; trials in flight then still finish."""
+        ctx, study = self.ctx, self.ctx.study
+        trials = study.get_trials(deepcopy=False)
+        ctx.fresh = not trials
+        ctx.n_done = count_finished(trials)
+        self._queued = sum(t.state == TrialState.WAITING for t in trials)
+        self._best = _best_value(study)
+        for proposer in self.proposers:
+            for s in proposer.start(ctx):
+                self._enqueue(s)
+        pending: dict[Future[Outcome], tuple[TrialHandle, float]] = {}
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="hyperpilot-trial") as pool:
+            while True:
+                while (len(pending) < self.workers and ctx.n_done + len(pending) < n_trials
+                       and (deadline is None or time.perf_counter() < deadline)):
+                    handle = self._start()
+                    pending[pool.submit(self._call, handle)] = (handle, time.perf_counter())
+                if not pending:
+                    break
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in sorted(done, key=lambda f: pending[f][0].number):
+                    handle, started = pending.pop(future)
+                    ctx.running.remove((handle.model, handle.config))
+                    self._finish(handle, future.result(), time.perf_counter() - started, n_trials)
+        for proposer in self.proposers:
+            proposer.finish(ctx)
+        return ctx
+
+    def _call(self, handle: TrialHandle) -> Outcome:
+        start = time.perf_counter()
+        try:
+            if self.heartbeat is not None:
+                with self.heartbeat(self.ctx.study, handle.trial):
+                    return self.objective(handle)
+            return self.objective(handle)
+        except Exception as e:  # noqa: BLE001 - an objective's own failure fails the trial, not the study
+            text = str(e).splitlines()[0] if str(e) else ""
+            return Outcome(None, time.perf_counter() - start, f"{type(e).__name__}: {text}"[:500])
+
+    # -- arbitration ---------------------------------------------------------------------
+    def _start(self) -> TrialHandle:
+        """The next trial: a queued one, else the first proposer's valid new suggestion,
+        else BO's."""
+        ctx = self.ctx
+        if self._queued <= 0:
+            for proposer in self.proposers:
+                s = proposer.suggest(ctx)
+                if s is not None and self._enqueue(s, check_new=True):
+                    break
+        trial = ctx.study.ask()
+        if self._queued > 0:  # while a queue drains, count what is left (a retry or a user may have added some)
+            self._queued = len(ctx.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+        model, config = ctx.space.suggest(trial)
+        attrs = trial.user_attrs
+        source = str(attrs.get("source", "bo"))
+        suggestion = Suggestion(model, config, source, str(attrs.get("rationale", "")),
+                                attrs={k: v for k, v in attrs.items() if k not in ("source", "rationale")})
+        ctx.running.append((model, config))
+        return TrialHandle(trial, suggestion, trial_seed(ctx.task.seed, trial.number))
+
+    def _enqueue(self, s: Suggestion, check_new: bool = False) -> bool:
+        """Queue `s` in the study; False (and counted) when it is invalid or already tried."""
+        try:
+            params = self.ctx.space.to_params(s.model, s.config)
+        except SpaceError as e:
+            log.info("dropped a %s suggestion: %s", s.source, e)
+            self.rejected[s.source] = self.rejected.get(s.source, 0) + 1
+            return False
+        if check_new and config_key(*self.ctx.space.from_params(params)) in self.ctx.tried():
+            self.rejected[s.source] = self.rejected.get(s.source, 0) + 1
+            return False
+        attrs = {"source": s.source, **({"rationale": s.rationale[:300]} if s.rationale else {}), **s.attrs}
+        self.ctx.study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=False)
+        self._queued += 1
+        return True
+
+    # -- bookkeeping ---------------------------------------------------------------------
+    def _finish(self, handle: TrialHandle, outcome: Outcome, seconds: float, n_trials: int) -> None:
+        ctx, trial = self.ctx, handle.trial
+        trial.set_user_attr("seconds", round(outcome.seconds or seconds, 4))
+        extra = dict(outcome.attrs)
+        if outcome.error:
+            extra["error"] = outcome.error
+        if outcome.steps or handle.steps:
+            extra["fold_values"] = list(outcome.steps or handle.steps)
+        for key, value in extra.items():
+            trial.set_user_attr(key, value)
+        if outcome.pruned:
+            state = TrialState.PRUNED
+            ctx.study.tell(trial, state=state)
+        elif outcome.value is not None:
+            state = TrialState.COMPLETE
+            ctx.study.tell(trial, outcome.value)
+            if self._best is None or (outcome.value > self._best if _maximize(ctx.study) else outcome.value < self._best):
+                self._best = outcome.value
+        else:
+            state = TrialState.FAIL
+            ctx.study.tell(trial, state=state)
+        ctx.n_done += 1
+        record = TrialRecord(
+            number=handle.number, source=handle.suggestion.source, model=handle.model, config=handle.config,
+            value=outcome.value if state == TrialState.COMPLETE else None, seconds=outcome.seconds or seconds,
+            error=outcome.error, best_value=self._best, n_done=ctx.n_done, n_total=n_trials, state=state.name,
+            attrs={**handle.suggestion.attrs, **outcome.attrs},
+        )
+        for proposer in self.proposers:
+            proposer.observe(ctx, record)
+        if self.on_trial is not None:
+            self.on_trial(record)
+
+
+def count_finished(trials: Sequence[optuna.trial.FrozenTrial]) -> int:
+    """Finished trials that count against the budget: a trial failed because its process
+    died (a later trial retries it) does not."""
+    retried = {t.system_attrs.get("failed_trial") for t in trials} - {None}
+    return sum(t.state in FINISHED and t.number not in retried for t in trials)
+
+
+def _maximize(study: optuna.Study) -> bool:
+    return study.direction == optuna.study.StudyDirection.MAXIMIZE
+
+
+def _best_value(study: optuna.Study) -> float | None:
+    try:
+        return float(study.best_value)
+    except ValueError:
+        return None
