@@ -3,8 +3,10 @@ a config on held-out data).
 
 Bayesmark-style problems are (dataset, model, metric) on scikit-learn's built-in data:
 80/20 split, 5-fold CV on the 80 % as the objective, the held-out 20 % as generalisation.
-They use hyperpilot's own model cards (Bayesmark's spaces) and trainers with a fixed data
-seed, so every method — hyperpilot's `Assistant` included — sees the very same objective.
+They use hyperpilot's own model cards (Bayesmark's spaces) and the core's objective —
+`core.cv.CrossValidation` on an `InProcessExecutor`, trusted scoring from predictions, folds
+seeded by a fixed data seed — so every method sees the very same objective as hyperpilot's
+`Assistant`; the held-out loss is `CrossValidation.refit` on the 20 %.
 HPOBench problems are lookup tables (no training), for many-seed studies."""
 
 from __future__ import annotations
@@ -67,13 +69,15 @@ class BayesmarkProblem:
 
     @cached_property
     def _setup(self) -> tuple[Any, ...]:
+        from hyperpilot.core.cv import CrossValidation
         from hyperpilot.data import load_dataset, split
+        from hyperpilot.sandbox import InProcessExecutor
         from hyperpilot.task import Task
-        from hyperpilot.trainers import get_trainer
 
         task = Task(**self.task_fields(seed=0)).resolved(self.task_type())
         data = load_dataset(task.data, task.target)
-        return (task, get_trainer(self.model), *split(data, task))
+        X_train, X_test, y_train, y_test = split(data, task)
+        return task, CrossValidation(InProcessExecutor(), X_train, y_train, task), X_train, X_test, y_train, y_test
 
     def task_fields(self, seed: int) -> dict[str, Any]:
         return {"data": f"sklearn:{self.dataset}", "models": [self.model], "metric": self.metric,
@@ -87,20 +91,32 @@ class BayesmarkProblem:
 
         return 1 if get_metric(self.metric).direction == "minimize" else -1
 
-    def loss(self, config: dict[str, Any]) -> float:
-        task, trainer, X_train, _, y_train, _ = self._setup
+    def space(self) -> SearchSpace:
+        from hyperpilot.cards import get_model_card
+
+        return get_model_card(self.model).space
+
+    def value(self, config: dict[str, Any]) -> float | None:
+        """The objective as the `Assistant` computes it: the CV mean of the metric in its
+        natural sign (None when the trial fails)."""
+        task, cv, *_ = self._setup
         try:
-            return self.sign() * trainer.evaluate(trainer.card.space.validate(config), X_train, y_train, task).value
-        except Exception:  # noqa: BLE001 - Bayesmark: an evaluation that raises counts as inf
-            return math.inf
+            config = self.space().validate(config)
+        except Exception:  # noqa: BLE001 - a config the space rejects fails like a trial
+            return None
+        return cv(FixedTrial(self.model, config, seed=task.split_seed)).value
+
+    def loss(self, config: dict[str, Any]) -> float:
+        value = self.value(config)  # Bayesmark: an evaluation that fails counts as inf
+        return math.inf if value is None else self.sign() * value
 
     def holdout_loss(self, config: dict[str, Any]) -> float:
-        task, trainer, X_train, X_test, y_train, y_test = self._setup
+        task, cv, _, X_test, _, y_test = self._setup
         try:
-            model = trainer.fit(trainer.card.space.validate(config), X_train, y_train, task)
-            return self.sign() * trainer.score(model, X_test, y_test, task)
+            _, score = cv.refit(self.model, self.space().validate(config), X_test, y_test, seed=task.split_seed)
         except Exception:  # noqa: BLE001
             return math.inf
+        return self.sign() * score
 
     @cached_property
     def _card(self) -> StudyCard:
@@ -108,7 +124,7 @@ class BayesmarkProblem:
         from hyperpilot.data import Dataset
         from hyperpilot.memory.retrieve import study_text
 
-        task, trainer, X_train, _, y_train, _ = self._setup
+        task, _, X_train, _, y_train, _ = self._setup
         name = f"sklearn:{self.dataset}"
         card = DatasetCard.profile(Dataset(name, X_train, y_train, "target"), task.task_type)
         return StudyCard(name, self.model, get_model_card(self.model).family, self.task_type(), self.metric,
@@ -119,10 +135,22 @@ class BayesmarkProblem:
         return self._card
 
     def problem(self) -> Problem:
-        from hyperpilot.cards import get_model_card
+        return Problem(self.name, self.space(), self.loss, self.holdout_loss, task=self.task_fields(seed=0), card=self.card)
 
-        return Problem(self.name, get_model_card(self.model).space, self.loss, self.holdout_loss,
-                       task=self.task_fields(seed=0), card=self.card)
+
+class FixedTrial:
+    """A trial handle for one fixed config outside a study (what `CrossValidation` reads:
+    model, config, seed, and a report channel that never prunes)."""
+
+    def __init__(self, model: str, config: dict[str, Any], seed: int = 0) -> None:
+        self.model, self.config, self.seed = model, config, seed
+        self.steps: list[float] = []
+
+    def report(self, value: float, step: int) -> None:
+        self.steps.append(float(value))
+
+    def should_prune(self) -> bool:
+        return False
 
 
 def bayesmark_problems(subset: str = "all") -> list[Problem]:

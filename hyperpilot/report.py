@@ -115,7 +115,8 @@ def source_ranks(study: optuna.Study) -> dict[str, dict[str, float]]:
     pct = {t.number: i / max(1, len(ordered) - 1) for i, t in enumerate(ordered)}
     out: dict[str, dict[str, float]] = {}
     for t in ordered:
-        row = out.setdefault(str(t.user_attrs.get("source", "?")), {"trials": 0, "mean_rank": 0.0, "best": float(t.value)})  # type: ignore[arg-type]
+        row = out.setdefault(str(t.user_attrs.get("source", "bo")),  # no source: a BO trial
+                              {"trials": 0, "mean_rank": 0.0, "best": float(t.value)})  # type: ignore[arg-type]
         row["trials"] += 1
         row["mean_rank"] += pct[t.number]
     for row in out.values():

@@ -1,35 +1,37 @@
-"""Code as a hyperparameter: static checks, storage by hash, the CodeProposer's repair
-loop and safe fallback, BO tuning a program's knobs, refit/predict in the sandbox and the
-exported best program. The code writer is scripted (no LLM)."""
+"""Code as a hyperparameter: static checks, storage by hash, which program a trial runs
+(`ProgramChooser`), the CodeProposer's repair loop and safe fallback, BO tuning a
+program's knobs, refit/predict in the sandbox (`SandboxedModel`) and the exported best
+program. The code writer is scripted (no LLM)."""
 
 from __future__ import annotations
 
-import inspect
 import os
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import joblib
+import optuna
 import pytest
 
 from hyperpilot import studies
 from hyperpilot.agent import Assistant
-from hyperpilot.agent.code_proposer import CodeProposer
+from hyperpilot.agent.code_proposer import CodeProposer, ProgramChooser, best_program_trial, save_program
+from hyperpilot.cards import get_model_card
+from hyperpilot.core.types import Suggestion
 from hyperpilot.data import load_dataset
-from hyperpilot.sandbox import Limits, SandboxExecutor
+from hyperpilot.errors import TrialError
+from hyperpilot.sandbox import InProcessExecutor, Limits, SandboxedModel, SandboxExecutor
 from hyperpilot.task import Task
-from hyperpilot.trainers import code as code_module
+from hyperpilot.trainers import get_trainer
 from hyperpilot.trainers.code import (
     BASELINE_PROGRAM,
     CUSTOM_CODE,
     MAX_CODE_BYTES,
     CodeRejected,
-    SandboxedPipeline,
     check_program,
     code_id,
     extract_code,
-    load_program,
-    save_program,
 )
 
 TEST_LIMITS = Limits(wall_seconds=120, memory_mb=3072, max_processes=32)  # same as test_sandbox_hostile.py
@@ -52,13 +54,11 @@ def build(config):
 def executor() -> Iterator[SandboxExecutor]:
     """The process-wide sandbox for these limits (test_sandbox_hostile.py shares its warm
     worker), started with one OpenMP thread (HistGradientBoosting spin-waits badly on a
-    shared 2-core machine); CodeTrainer's refit and predictions use it too."""
+    shared 2-core machine)."""
     before = os.environ.get("OMP_NUM_THREADS")
     os.environ["OMP_NUM_THREADS"] = "1"
     ex = SandboxExecutor(TEST_LIMITS, trial_timeout=120)
-    saved, code_module._EXECUTOR = code_module._EXECUTOR, ex  # noqa: SLF001
     yield ex
-    code_module._EXECUTOR = saved  # noqa: SLF001
     ex.close()
     if before is None:
         os.environ.pop("OMP_NUM_THREADS", None)
@@ -67,9 +67,7 @@ def executor() -> Iterator[SandboxExecutor]:
 
 
 def _assistant(executor: SandboxExecutor, **kw: Any) -> Assistant:
-    params = inspect.signature(Assistant).parameters
-    extra = {k: v for k, v in (("llm", "none"), ("memory", False)) if k in params}
-    return Assistant(executor=executor, **kw, **extra)
+    return Assistant(executor=executor, llm="none", memory=False, **kw)
 
 
 def test_check_program_accepts_the_contract_and_the_baseline() -> None:
@@ -101,10 +99,50 @@ def test_extract_code_takes_the_fenced_block() -> None:
 
 def test_programs_are_stored_by_content_hash() -> None:
     program = save_program("s1", FIXED)
+    assert program.code_id == code_id(FIXED) and program.code == FIXED
     assert (studies.study_dir("s1") / "programs" / f"{program.code_id}.py").read_text() == FIXED
     assert save_program("s1", FIXED) == program
-    assert load_program("s1", program.code_id) == program
-    assert load_program("s1", "../../etc/passwd") is None
+    assert sorted(p.name for p in (studies.study_dir("s1") / "programs").iterdir()) == [f"{program.code_id}.py"]
+
+
+def _handle(model: str, **attrs: Any) -> Any:
+    """What `ProgramChooser.code_for` reads of a running trial."""
+    config = get_model_card(model).default_config()
+    return SimpleNamespace(model=model, config=config, suggestion=Suggestion(model, config, "test", attrs=attrs))
+
+
+def test_program_chooser_runs_the_suggested_then_the_best_then_the_baseline_program() -> None:
+    study = optuna.create_study(direction="maximize")
+    chooser = ProgramChooser(study, "s2")
+    assert chooser.code_for(_handle("decision_tree")) == (None, {})
+    code, attrs = chooser.code_for(_handle(CUSTOM_CODE))  # no program yet: the baseline, stored like any other
+    assert code == BASELINE_PROGRAM and attrs == {"code_id": code_id(BASELINE_PROGRAM), "code": BASELINE_PROGRAM}
+    assert (studies.study_dir("s2") / "programs" / f"{code_id(BASELINE_PROGRAM)}.py").exists()
+    assert chooser.code_for(_handle(CUSTOM_CODE, code=FIXED, code_id=code_id(FIXED)))[0] == FIXED
+
+    params = {"model": CUSTOM_CODE, **{f"{CUSTOM_CODE}.{k}": v for k, v in get_model_card(CUSTOM_CODE).default_config().items()}}
+    dists = {"model": optuna.distributions.CategoricalDistribution(["decision_tree", CUSTOM_CODE]),
+             **{k: optuna.distributions.FloatDistribution(1e-4, 1000.0) for k in params if k != "model"}}
+    for value, code in ((0.7, FIXED), (0.9, IMPROVED), (0.8, BROKEN)):
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=dists, value=value,
+                                                  user_attrs={"code": code, "code_id": code_id(code)}))
+    best = best_program_trial(study)
+    assert best is not None and best.user_attrs["code"] == IMPROVED
+    assert chooser.code_for(_handle(CUSTOM_CODE))[0] == IMPROVED  # BO tunes the knobs of the best program
+    assert chooser.program_of(study.trials[0]) == FIXED
+
+
+def test_programs_never_run_in_the_coordinating_process() -> None:
+    d = load_dataset("sklearn:iris")
+    task = Task(data="sklearn:iris", models=[CUSTOM_CODE]).resolved("multiclass")
+    with pytest.raises(TrialError, match="run a program in the sandbox"):
+        get_trainer(CUSTOM_CODE).fit(get_model_card(CUSTOM_CODE).default_config(), d.X, d.y.to_numpy(), task)
+    # the in-process executor hands a job with a program to its sandbox executor
+    forwarded: list[Any] = []
+    untrusted = SimpleNamespace(run=lambda job, on_report: forwarded.append(job) or "sandboxed", close=lambda: None)
+    job = SimpleNamespace(code=FIXED)
+    assert InProcessExecutor(untrusted=untrusted).run(job, lambda step, response: False) == "sandboxed"  # type: ignore[arg-type]
+    assert forwarded == [job]
 
 
 class Writer:
@@ -140,15 +178,20 @@ def test_code_proposer_repairs_improves_and_exports_the_best_program(executor: S
     assert proposer.stats["queued"] == 3 and proposer.stats["failed"] == 1 and proposer.stats["succeeded"] == 2
 
     folder = studies.study_dir(result.study_name)
-    for t in trials:  # every custom_code trial, BO's included, records which program it ran
-        assert (folder / "programs" / f"{t.user_attrs['code_id']}.py").exists(), t.user_attrs
+    for t in trials:  # every custom_code trial, BO's and the default's included, records which program it ran
+        assert t.user_attrs["code_id"] == code_id(t.user_attrs["code"]), t.user_attrs
+        assert (folder / "programs" / f"{t.user_attrs['code_id']}.py").read_text() == t.user_attrs["code"]
     assert result.best_model == CUSTOM_CODE
-    best_code = max((t for t in trials if t.value is not None), key=lambda t: t.value).user_attrs["code"]
-    assert (folder / "best_program.py").read_text() == best_code
-    assert "## Best program" in result.report_path.read_text()
+    best = max((t for t in trials if t.value is not None), key=lambda t: t.value)
+    assert (folder / "best_program.py").read_text() == best.user_attrs["code"]
+    recorded = studies.load_study(result.study_name).user_attrs["best_program"]
+    assert recorded == {"code_id": best.user_attrs["code_id"], "trial": best.number, "value": best.value}
+    report = result.report_path.read_text()
+    assert "## Best program" in report and best.user_attrs["code_id"] in report
 
     fitted = joblib.load(result.model_path)  # refit in the sandbox; predictions in the sandbox too
-    assert isinstance(fitted.pipeline, SandboxedPipeline)
+    assert isinstance(fitted.pipeline, SandboxedModel) and fitted.pipeline.program == best.user_attrs["code"]
+    assert isinstance(fitted.pipeline.model, bytes)  # never unpickled in this process
     d = load_dataset("sklearn:iris")
     pred = fitted.predict(d.X.head(10))
     assert set(pred) <= set(d.y) and len(pred) == 10

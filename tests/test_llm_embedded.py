@@ -13,7 +13,8 @@ pytest.importorskip("llama_cpp")
 
 from hyperpilot import Assistant, Task, studies  # noqa: E402
 from hyperpilot.agent.llm import EmbeddedLLM, LLMError, LLMTimeout, smollm2_path  # noqa: E402
-from hyperpilot.agent.policy import LLMProposer, accounting  # noqa: E402
+from hyperpilot.agent.policy import LLMProposer  # noqa: E402
+from hyperpilot.report import accounting  # noqa: E402
 
 try:
     smollm2_path()

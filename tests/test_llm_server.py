@@ -20,8 +20,8 @@ pytest.importorskip("sse_starlette", reason="the llama-cpp-python[server] extra 
 
 from hyperpilot.agent.llm import ChatModelLLM, OpenAICompatLLM, smollm2_path  # noqa: E402
 from hyperpilot.agent.planner import Planner, Proposal  # noqa: E402
-from hyperpilot.agent.study_space import StudySpace  # noqa: E402
 from hyperpilot.cards import get_model_card  # noqa: E402
+from hyperpilot.core.space import StudySpace  # noqa: E402
 
 SCHEMA = {"type": "object", "properties": {"choice": {"enum": [0, 1, 2]}, "reason": {"type": "string", "maxLength": 60}},
           "required": ["choice", "reason"]}

@@ -11,13 +11,16 @@ import optuna
 import pytest
 
 from hyperpilot import Assistant, Task, studies
-from hyperpilot.agent import SolveContext, TrialRecord
 from hyperpilot.agent.llm import LLMTimeout, LLMUnavailable, ScriptedLLM
-from hyperpilot.agent.planner import AnswerError, Example, Planner, Proposal, config_key, config_schema
-from hyperpilot.agent.policy import DEFAULT_RATE, LLMProposer, accounting, accounting_rows, source_ranks
-from hyperpilot.agent.study_space import StudySpace
+from hyperpilot.agent.planner import AnswerError, Example, Planner, Proposal, config_schema
+from hyperpilot.agent.policy import DEFAULT_RATE, LLMProposer
 from hyperpilot.cards import DatasetCard, get_model_card
+from hyperpilot.core.loop import StudyLoop, TrialHandle
+from hyperpilot.core.proposer import CardDefaults, StudyContext, config_key
+from hyperpilot.core.space import StudySpace
+from hyperpilot.core.types import Outcome
 from hyperpilot.data import load_dataset
+from hyperpilot.report import accounting, accounting_rows, source_ranks
 
 SVM = get_model_card("svm")
 SPACE = StudySpace([SVM])
@@ -149,38 +152,34 @@ def _solve(llm: ScriptedLLM, n: int = 8, rate: float = 0.5, **kw: Any) -> tuple[
     return result, studies.load_study(result.study_name)
 
 
+def _knn_objective(handle: TrialHandle) -> Outcome:
+    """A made-up objective of the config (no training): best at n_neighbors=13, p=2."""
+    config = handle.config
+    return Outcome(1.0 / (1 + abs(config["n_neighbors"] - 13)) + 0.01 * config["p"], 0.0)
+
+
 def _drive(llm: ScriptedLLM, n: int = 8, rate: float = 0.5, **kw: Any) -> optuna.Study:
-    """The assistant's loop in memory with a made-up objective: fast policy tests."""
+    """The core loop (`StudyLoop`, card defaults + the LLM proposer + BO) on an in-memory
+    study with a made-up objective: fast policy tests."""
     task = Task(data="sklearn:iris", models=["knn"], n_trials=n, cv_folds=2, study_name="t").resolved("multiclass")
     study = optuna.create_study(direction="maximize", sampler=studies.make_sampler(task, 0))
     space = StudySpace([get_model_card("knn")])
     data = load_dataset("sklearn:iris")
-    ctx = SolveContext(task, study, space, DatasetCard.profile(data, "multiclass"), data.X, data.y)
-    space.enqueue(study, "knn", get_model_card("knn").default_config(), "default")
+    ctx = StudyContext(task, study, space, DatasetCard.profile(data, "multiclass"))
     proposer = LLMProposer(llm, rate=rate, **{"n_initial": 2, **kw})
-    proposer.start(ctx)
-    while studies.n_finished(study) < n:
-        if not ctx.has_waiting():
-            proposer.propose(ctx)
-        trial = study.ask()
-        model, config = space.suggest(trial)
-        source = trial.user_attrs.get("source", "bo")
-        trial.set_user_attr("source", source)
-        value = 1.0 / (1 + abs(config["n_neighbors"] - 13)) + 0.01 * config["p"]
-        study.tell(trial, value)
-        proposer.observe(ctx, TrialRecord(trial.number, source, model, config, value, 0.0, "", study.best_value,
-                                          studies.n_finished(study), n))
+    StudyLoop(ctx, _knn_objective, [CardDefaults(), proposer]).run(n)
+    assert len(study.trials) == n and all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
     return study
 
 
 def _sources(study: optuna.Study) -> list[str]:
-    return [t.user_attrs["source"] for t in study.trials]
+    return [t.user_attrs.get("source", "bo") for t in study.trials]  # a BO trial has no source attribute
 
 
 def test_hybrid_policy_in_a_real_solve() -> None:
     result, study = _solve(ScriptedLLM(), n=8, rate=0.5)
     assert list(result.trials.source) == ["default", "llm", "llm", "bo", "llm", "bo", "llm", "bo"]
-    llm_trial = next(t for t in study.trials if t.user_attrs["source"] == "llm")
+    llm_trial = next(t for t in study.trials if t.user_attrs.get("source") == "llm")
     assert llm_trial.user_attrs["rationale"] and llm_trial.user_attrs["llm_origin"] == "llm"
     info = accounting(study)
     assert info is not None and info["backend"] == "scripted" and info["used"] == 4 and info["proposed"] == 4
@@ -198,7 +197,7 @@ def test_llm_replaces_bo_at_the_rate_evenly() -> None:
     sources = _sources(study)
     assert sources[:3] == ["default", "llm", "llm"]  # card default, then the initial design (k=2)
     assert sources[3:] == ["bo", "llm"] * 4 + ["bo"]
-    picked = [t.user_attrs["llm_origin"] for t in study.trials[3:] if t.user_attrs["source"] == "llm"]
+    picked = [t.user_attrs["llm_origin"] for t in study.trials[3:] if t.user_attrs.get("source") == "llm"]
     assert set(picked) <= {"bo", "random"}
     assert study.user_attrs["llm"]["used"] == 6
 

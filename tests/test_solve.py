@@ -17,12 +17,14 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from hyperpilot import Assistant, Task, studies
-from hyperpilot.agent import TrialRecord
 from hyperpilot.cards import get_model_card
+from hyperpilot.core.cv import CrossValidation
+from hyperpilot.core.executor import Job, JobResult, ReportFn
+from hyperpilot.core.types import TrialRecord
 from hyperpilot.data import load_dataset
 from hyperpilot.errors import StudyError
-from hyperpilot.tools.train import Outcome, run_trial
-from hyperpilot.trainers import Evaluation, FittedModel, Trainer, get_trainer, register
+from hyperpilot.sandbox import InProcessExecutor
+from hyperpilot.trainers import Trainer, get_trainer, register
 from hyperpilot.trainers import base as trainer_base
 
 
@@ -93,15 +95,18 @@ def _check_result(result: Any, task: Task, n_trials: int, labels: set[Any] | Non
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
     assert [t.number for t in trials] == list(range(n_trials))
     assert trials[0].user_attrs["source"] == "default"
-    assert trials[0].user_attrs["config"] == get_model_card(task.models[0]).default_config()
-    assert {t.user_attrs["source"] for t in trials[len(task.models):]} == {"bo"}
-    for t in trials:
-        assert {"source", "config", "seconds", "model"} <= set(t.user_attrs)
-        assert t.user_attrs["seconds"] > 0
-        model_name = t.user_attrs["model"]
-        assert t.params["model"] == model_name
-        assert t.user_attrs["config"] == {k.split(".", 1)[1]: v for k, v in t.params.items() if k != "model"}
+    assert all("source" not in t.user_attrs for t in trials[len(task.models):])  # no source: BO's
+    table = result.trials  # model and config are derived from the params
+    assert list(table.number) == list(range(n_trials))
+    assert table.config[0] == get_model_card(task.models[0]).default_config() and table.model[0] == task.models[0]
+    assert list(table.source) == ["default"] * len(task.models) + ["bo"] * (n_trials - len(task.models))
+    for t, row in zip(trials, table.itertuples(), strict=True):
+        assert t.user_attrs["seconds"] > 0 and row.seconds == t.user_attrs["seconds"]
+        assert row.model == t.params["model"] and row.state == "COMPLETE" and row.value == t.value
+        assert row.config == {k.split(".", 1)[1]: v for k, v in t.params.items() if k != "model"}
+        assert set(row.config) == set(get_model_card(row.model).space.names)
         assert len(t.user_attrs["fold_values"]) == task.cv_folds
+        assert t.value == pytest.approx(np.mean(t.user_attrs["fold_values"]))
     best = max(trials, key=lambda t: t.value) if task.direction == "maximize" else min(trials, key=lambda t: t.value)
     assert result.cv_score == pytest.approx(best.value)
     assert study.user_attrs["task"]["metric"] == task.metric
@@ -119,6 +124,9 @@ def test_solve_binary_csv_with_string_labels(churn_csv: Path) -> None:
     assert [r.number for r in records] == [0, 1, 2, 3]
     assert [r.n_done for r in records] == [1, 2, 3, 4] and {r.n_total for r in records} == {4}
     assert records[0].source == "default" and records[0].error == ""
+    assert [r.source for r in records] == list(result.trials.source) and {r.state for r in records} == {"COMPLETE"}
+    assert [(r.model, r.config, r.value) for r in records] == list(zip(result.trials.model, result.trials.config,
+                                                                       result.trials.value, strict=True))
     assert records[-1].best_value == pytest.approx(result.cv_score)
 
 
@@ -145,8 +153,8 @@ def test_solve_compares_models() -> None:
     result = Assistant().solve(task)
     study = studies.load_study(result.study_name)
     trials = study.get_trials(deepcopy=False)
-    assert [(t.user_attrs["source"], t.user_attrs["model"]) for t in trials[:2]] == [("default", "knn"), ("default", "decision_tree")]
-    assert all(t.user_attrs["source"] == "bo" for t in trials[2:])
+    assert [(t.user_attrs["source"], t.params["model"]) for t in trials[:2]] == [("default", "knn"), ("default", "decision_tree")]
+    assert all("source" not in t.user_attrs for t in trials[2:]) and set(result.trials.source[2:]) == {"bo"}
     for t in trials:  # each trial carries only its own model's parameters
         assert all(k == "model" or k.startswith(t.params["model"] + ".") for k in t.params)
     assert len(trials) == result.n_trials == 5
@@ -185,16 +193,10 @@ class FlakyTrainer(Trainer):
         self.inner = get_trainer("knn")
         self.fail_above = fail_above
 
-    def evaluate(self, config: dict[str, Any], X: pd.DataFrame, y: pd.Series, task: Task) -> Evaluation:
+    def fit(self, config: dict[str, Any], X: pd.DataFrame, y: np.ndarray, task: Task) -> Any:
         if config["n_neighbors"] > self.fail_above:
             raise ValueError(f"flaky: n_neighbors={config['n_neighbors']} is too many")
-        return self.inner.evaluate(config, X, y, task)
-
-    def fit(self, config: dict[str, Any], X: pd.DataFrame, y: pd.Series, task: Task) -> FittedModel:
         return self.inner.fit(config, X, y, task)
-
-    def score(self, model: FittedModel, X: pd.DataFrame, y: pd.Series, task: Task) -> float:
-        return self.inner.score(model, X, y, task)
 
 
 @pytest.fixture
@@ -216,12 +218,12 @@ def test_failing_trials_are_recorded_and_the_study_goes_on() -> None:
     for row in failed.itertuples():
         assert row.config["n_neighbors"] > 6
         assert row.error.startswith("ValueError: flaky: n_neighbors=")
-        assert "(at evaluate:" in row.error
+        assert "(at fit:" in row.error
         assert row.value is None or math.isnan(row.value)
     assert result.best_config["n_neighbors"] <= 6
     study = studies.load_study(result.study_name)
     for t in study.trials:
-        assert {"source", "config", "seconds", "model"} <= set(t.user_attrs)
+        assert "seconds" in t.user_attrs and t.params["model"] == "flaky_knn"
         if t.state == optuna.trial.TrialState.FAIL:
             assert t.user_attrs["error"].startswith("ValueError") and t.value is None
     md = (result.report_path).read_text()
@@ -242,37 +244,55 @@ def test_all_trials_failing_is_a_study_error_naming_the_first() -> None:
 
 
 class OddExecutor:
-    """An Executor that refuses every second trial (as a remote worker might)."""
+    """An Executor that refuses every second job (as a remote worker might)."""
+
+    workers = 1
 
     def __init__(self) -> None:
         self.calls = 0
+        self.inner = InProcessExecutor()
 
-    def run(self, model: str, config: dict[str, Any], X: pd.DataFrame, y: pd.Series, task: Task) -> Outcome:
+    def run(self, job: Job, on_report: ReportFn) -> JobResult:
         self.calls += 1
         if self.calls % 2 == 0:
-            return Outcome(None, 0.01, f"WorkerLost: call {self.calls}")
-        return run_trial(model, config, X, y, task)
+            return JobResult(False, 0.01, f"WorkerLost: call {self.calls}")
+        return self.inner.run(job, on_report)
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 def test_executor_failures_are_recorded() -> None:
     executor = OddExecutor()
     result = Assistant(executor=executor).solve(
         Task(data="sklearn:iris", models=["decision_tree"], n_trials=4, cv_folds=2))
-    assert executor.calls == 4
+    assert executor.calls == 5  # 4 trials, then the refit of the best config through the same executor
     assert list(result.trials.state) == ["COMPLETE", "FAIL", "COMPLETE", "FAIL"]
     assert list(result.trials.error)[1] == "WorkerLost: call 2"
     assert result.n_failed == 2 and result.n_trials == 4
 
 
-def test_run_trial_never_raises() -> None:
+def test_in_process_executor_never_raises() -> None:
     data = load_dataset("sklearn:iris")
     task = Task(data="sklearn:iris", cv_folds=2).resolved("multiclass")
-    ok = run_trial("knn", {"n_neighbors": 3, "p": 2}, data.X, data.y, task)
-    assert ok.ok and ok.evaluation is not None and ok.error == "" and ok.seconds > 0
-    bad = run_trial("knn", {"n_neighbors": 500, "p": 2}, data.X.head(40), data.y.head(40), task)
-    assert not bad.ok and bad.evaluation is None and bad.error.startswith("ValueError")
-    unknown = run_trial("nope", {}, data.X, data.y, task)
+    executor = InProcessExecutor()
+    reports: list[tuple[int, dict[str, Any]]] = []
+
+    def on_report(step: int, response: dict[str, Any]) -> bool:
+        reports.append((step, response))
+        return False
+
+    cv = CrossValidation(executor, data.X, data.y, task)
+    ok = executor.run(cv.job("knn", {"n_neighbors": 3, "p": 2}, seed=0), on_report)
+    assert ok.ok and ok.error == "" and ok.seconds > 0 and not ok.stopped
+    assert [step for step, _ in reports] == [0, 1] and all(len(r["predict"]) == 75 for _, r in reports)
+    small = CrossValidation(executor, data.X.head(40), data.y.head(40), task)
+    bad = executor.run(small.job("knn", {"n_neighbors": 500, "p": 2}, seed=0), on_report)
+    assert not bad.ok and not bad.stopped and bad.error.startswith("ValueError")
+    unknown = executor.run(cv.job("nope", {}, seed=0), on_report)
     assert not unknown.ok and "unknown model 'nope'" in unknown.error
+    stopped = executor.run(cv.job("knn", {"n_neighbors": 3, "p": 2}, seed=0), lambda step, response: True)
+    assert not stopped.ok and stopped.stopped  # the coordinator said stop after the first fold
 
 
 def test_a_timeout_before_any_trial_finished() -> None:
@@ -290,20 +310,18 @@ def test_a_timeout_stops_the_study_early() -> None:
 
 def test_an_executor_that_raises_fails_the_trial_not_the_study() -> None:
     """An executor breaking its never-raise contract costs one trial, not the study."""
-    from hyperpilot.tools import InProcessExecutor
-
     class Breaking(InProcessExecutor):
         calls = 0
 
-        def run(self, model, config, X, y, task):  # type: ignore[no-untyped-def]
+        def run(self, job: Job, on_report: ReportFn) -> JobResult:
             Breaking.calls += 1
             if Breaking.calls == 2:
                 raise OSError("worker pipe closed")
-            return super().run(model, config, X, y, task)
+            return super().run(job, on_report)
 
     result = Assistant(executor=Breaking(), llm="none", memory=None).solve(
         Task(data="sklearn:iris", models=["knn"], n_trials=3, cv_folds=2)
     )
     failed = result.trials[result.trials.state == "FAIL"]
-    assert len(failed) == 1 and "executor failed: OSError: worker pipe closed" in failed.error.iloc[0]
+    assert len(failed) == 1 and failed.error.iloc[0] == "OSError: worker pipe closed"
     assert result.n_trials == 3

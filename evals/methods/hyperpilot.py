@@ -2,8 +2,10 @@
 objective as every other method). Variants differ only in the proposers they switch on.
 Trials run in-process here (no sandbox) so that wall times compare with the baselines.
 
-A lookup table (HPOBench) has no data to solve, so there hyperpilot's loop is run by hand
-with the same parts: its BO engine (`studies.bo_sampler`) after any warm-start configs."""
+A lookup table (HPOBench) has no data to solve, so there hyperpilot's own loop
+(`core.loop.StudyLoop`) runs the table lookup as the objective, over a one-model space made
+from the table's search space (`table_card`), with hyperpilot's BO engine
+(`samplers.make_sampler("tpe", seed, budget)`) after any warm-start configs (`Queued`)."""
 
 from __future__ import annotations
 
@@ -15,8 +17,10 @@ from typing import Any
 
 import optuna
 
-from evals.methods.base import Method, Trace, ask_tell
+from evals.methods.base import Method, Trace
 from evals.problems import Problem
+from hyperpilot.cards.model import ModelCard
+from hyperpilot.core import Outcome, Proposer, StudyContext, StudyLoop, StudySpace, Suggestion, TrialHandle, TrialRecord
 
 
 class Hyperpilot(Method):
@@ -26,7 +30,7 @@ class Hyperpilot(Method):
 
     def assistant(self, problem: Problem) -> Any:
         from hyperpilot import Assistant
-        from hyperpilot.tools import InProcessExecutor
+        from hyperpilot.sandbox import InProcessExecutor
 
         return Assistant(executor=InProcessExecutor(), **self.assistant_kwargs)
 
@@ -68,22 +72,49 @@ class Hyperpilot(Method):
         return trace
 
     def run_table(self, problem: Problem, budget: int, seed: int) -> Trace:
-        from hyperpilot.studies import bo_sampler
+        from hyperpilot.samplers import make_sampler
+        from hyperpilot.task import Task
 
         start = time.perf_counter()
-        study = optuna.create_study(sampler=bo_sampler("tpe", seed, budget))
-        for config in self.warm_start(problem, budget):
-            study.enqueue_trial(config)
-        dists = problem.space.distributions()
-        pending: list[optuna.trial.Trial] = []
+        card = table_card(problem)
+        study = optuna.create_study(sampler=make_sampler("tpe", seed, budget))  # minimise the loss
+        ctx = StudyContext(Task(data=problem.name, seed=seed, n_trials=budget), study, StudySpace([card]))
+        trace = Trace()
 
-        def ask() -> dict[str, Any]:
-            pending.append(study.ask(dists))
-            return problem.space.validate(dict(pending[-1].params))
+        def objective(handle: TrialHandle) -> Outcome:
+            t0 = time.perf_counter()
+            loss = problem.loss(handle.config)
+            seconds = time.perf_counter() - t0
+            return Outcome(loss, seconds) if math.isfinite(loss) else Outcome(None, seconds, "the loss is not finite")
 
-        def tell(config: dict[str, Any], loss: float) -> None:
-            study.tell(pending.pop(), loss)
+        def on_trial(record: TrialRecord) -> None:
+            trace.losses.append(math.inf if record.value is None else record.value)
+            trace.configs.append(dict(record.config))
+            trace.objective_seconds.append(record.seconds)
 
-        trace = ask_tell(problem, budget, ask, tell)
-        trace.wall_seconds = time.perf_counter() - start  # memory retrieval included
+        warm = self.warm_start(problem, budget)  # memory retrieval counts in the wall time
+        StudyLoop(ctx, objective, [Queued(card.name, warm)], on_trial=on_trial).run(budget)
+        trace.wall_seconds = time.perf_counter() - start
         return trace
+
+
+class Queued(Proposer):
+    """Warm-start configs, queued first on a fresh study (in order)."""
+
+    name = "memory"
+
+    def __init__(self, model: str, configs: list[dict[str, Any]], source: str = "memory") -> None:
+        self.model, self.configs, self.source = model, configs, source
+
+    def start(self, ctx: StudyContext) -> list[Suggestion]:
+        return [Suggestion(self.model, c, self.source) for c in self.configs] if ctx.fresh else []
+
+
+def table_card(problem: Problem) -> ModelCard:
+    """A one-model card for a table's search space (what `StudySpace` tunes); its default is
+    the middle of the space (unused: a table's study queues no card default)."""
+    card = problem.card() if problem.card is not None else None
+    return ModelCard.model_validate({
+        "name": card.model if card else "table", "title": problem.name, "family": card.family if card else "table",
+        "description": f"the lookup table of {problem.name}", "task_types": ["binary", "multiclass", "regression"],
+        "space": problem.space, "default": problem.space.defaults()})

@@ -62,7 +62,7 @@ class HyperpilotMemory(Hyperpilot):
     def assistant(self, problem: Problem) -> Any:
         from hyperpilot import Assistant
         from hyperpilot.memory import MemoryProposer
-        from hyperpilot.tools import InProcessExecutor
+        from hyperpilot.sandbox import InProcessExecutor
 
         dataset = (problem.task or {})["data"]  # Hyperpilot.run has checked that there is a task
         warm = MemoryProposer(self.memory(), exclude_datasets=[dataset], write=False)

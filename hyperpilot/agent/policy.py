@@ -103,7 +103,8 @@ class LLMProposer(Proposer):
         planned = [ctx.space.from_params(_params(t)) for t in ctx.study.trials if _params(t)]
         variables = {
             "task": ctx.task, "metric": ctx.task.metric, "direction": ctx.task.direction,
-            "dataset_card": ctx.dataset_card.to_text(max_columns=6), "examples": self._examples,
+            "dataset_card": ctx.dataset_card.to_text(max_columns=6) if ctx.dataset_card is not None else "(no dataset card)",
+            "examples": self._examples,
             "planned": [f"{m} {fmt_config(c)}" for m, c in planned],
         }
         return [self._suggestion(p) for p in self.planner.initial_design(ctx.space, variables, k, ctx.tried())]

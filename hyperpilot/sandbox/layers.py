@@ -137,10 +137,8 @@ def choose(requested: str | None = None) -> str:
 def python_binds() -> list[str]:
     """Folders the worker's Python needs, as real paths: the installation, the
     virtualenv, and hyperpilot's own package folder (an editable install lives outside)."""
-    import hyperpilot
-
-    paths = {sys.base_prefix, sys.prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable)),
-             str(Path(hyperpilot.__file__).resolve().parent)}
+    package = Path(__file__).resolve().parents[1]  # hyperpilot/
+    paths = {sys.base_prefix, sys.prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable)), str(package)}
     out: set[str] = set()
     for p in paths:
         out.add(os.path.realpath(p))
