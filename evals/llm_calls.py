@@ -1,7 +1,7 @@
 """The embedded planner LLM on its own: seconds per call, valid-JSON rate, in-range rate, RSS.
 
-Real prompts: for each problem, a short real study (BO trials of the problem's model on
-its data) gives the history; then the planner's own templates and schemas are sent to the
+Real prompts: for each problem, a short real study (random trials of the problem's model
+on its data, run by hyperpilot's `StudyLoop` on the cross-validation objective) gives the history; then the planner's own templates and schemas are sent to the
 model exactly as `LLMProposer` sends them — initial designs with numbers offered as enums,
 picks among BO candidates — plus, for comparison, initial designs with *free* numbers
 (`minimum`/`maximum` in the schema, which llama.cpp's grammar ignores). One raw call each
@@ -28,24 +28,25 @@ from pydantic import BaseModel, Field, ValidationError, create_model
 
 from evals.runner import RESULTS
 from hyperpilot.agent.llm import EmbeddedLLM
-from hyperpilot.agent.planner import AnswerError, Planner, config_key, space_lines
+from hyperpilot.agent.planner import AnswerError, Planner, space_lines
 from hyperpilot.agent.policy import bo_candidates, history_lines
-from hyperpilot.agent.proposer import SolveContext
-from hyperpilot.agent.study_space import StudySpace
 from hyperpilot.cards import DatasetCard, get_model_card
+from hyperpilot.core import Proposer, StudyContext, StudyLoop, StudySpace, Suggestion
+from hyperpilot.core.cv import CrossValidation
+from hyperpilot.core.proposer import config_key
 from hyperpilot.data import Dataset, load_dataset, split
 from hyperpilot.errors import LLMError
 from hyperpilot.prompts import fmt_config
+from hyperpilot.sandbox import InProcessExecutor
 from hyperpilot.space import CategoricalParam
 from hyperpilot.task import Task
-from hyperpilot.tools import run_trial
 
 PROBLEMS = [("iris", "knn", "accuracy"), ("wine", "decision_tree", "accuracy"), ("breast_cancer", "svm", "accuracy"),
             ("breast_cancer", "logistic_regression", "accuracy"), ("wine", "svm", "accuracy"),
             ("digits", "decision_tree", "accuracy"), ("diabetes", "ridge", "mse"), ("diabetes", "knn", "mse")]
 
 
-def free_schema(ctx: SolveContext, k: int) -> type[BaseModel]:
+def free_schema(ctx: StudyContext, k: int) -> type[BaseModel]:
     """Initial design with numbers as ranges (minimum/maximum in the schema), not enums."""
     card = next(iter(ctx.space.cards.values()))
     fields: dict[str, Any] = {"model": (Literal[card.name], ...)}
@@ -59,7 +60,21 @@ def free_schema(ctx: SolveContext, k: int) -> type[BaseModel]:
     return create_model("FreeDesign", configs=(list[item], Field(min_length=k, max_length=k)))  # type: ignore[valid-type]
 
 
-def context(dataset: str, model: str, metric: str, n_history: int, seed: int) -> SolveContext:
+class Next(Proposer):
+    """Suggests one given config for the next trial (BO's first candidate, in the picks loop)."""
+
+    name = "bo"
+
+    def __init__(self, suggestion: Suggestion) -> None:
+        self.suggestion: Suggestion | None = suggestion
+
+    def suggest(self, ctx: StudyContext) -> Suggestion | None:
+        out, self.suggestion = self.suggestion, None
+        return out
+
+
+def context(dataset: str, model: str, metric: str, n_history: int, seed: int) -> tuple[StudyContext, CrossValidation]:
+    """A study with `n_history` random trials of `model`, and its objective."""
     task = Task(data=f"sklearn:{dataset}", models=[model], metric=metric, cv_folds=3, n_trials=30, seed=seed,
                 study_name="llm-calls")
     data = load_dataset(task.data)
@@ -67,16 +82,10 @@ def context(dataset: str, model: str, metric: str, n_history: int, seed: int) ->
     X_train, _, y_train, _ = split(data, task)
     card = DatasetCard.profile(Dataset(data.name, X_train, y_train, data.target), task.task_type)  # type: ignore[arg-type]
     study = optuna.create_study(direction=task.direction, sampler=optuna.samplers.RandomSampler(seed=seed))
-    ctx = SolveContext(task, study, StudySpace([get_model_card(model)]), card, X_train, y_train)
-    for _ in range(n_history):
-        trial = study.ask()
-        name, config = ctx.space.suggest(trial)
-        outcome = run_trial(name, config, X_train, y_train, task)
-        if outcome.evaluation is None:
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        else:
-            study.tell(trial, outcome.evaluation.value)
-    return ctx
+    ctx = StudyContext(task, study, StudySpace([get_model_card(model)]), card)
+    objective = CrossValidation(InProcessExecutor(), X_train, y_train, task)
+    StudyLoop(ctx, objective).run(n_history)
+    return ctx, objective
 
 
 def measured(planner: Planner, kind: str, decide: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
@@ -128,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             f.write(json.dumps({"run": run, "model": llm.model, "threads": args.threads, "problem": problem, **row}) + "\n")
 
     for i, (dataset, model, metric) in enumerate(PROBLEMS[: args.problems]):
-        ctx = context(dataset, model, metric, args.history, seed=i)
+        ctx, objective = context(dataset, model, metric, args.history, seed=i)
         name = f"{dataset}-{model}"
         planned = [f"{model} {fmt_config(get_model_card(model).default_config())}"]
         variables = {"task": ctx.task, "metric": ctx.task.metric, "direction": ctx.task.direction,
@@ -146,14 +155,8 @@ def main(argv: list[str] | None = None) -> int:
             keep(measured(planner, "next_candidates/pick",
                           planner.next_candidate, ctx.space, pick_vars, candidates, set()), name)
             # run BO's first candidate, so the history grows as in a study
-            ctx.space.enqueue(ctx.study, candidates[0].model, candidates[0].config, "bo")
-            trial = ctx.study.ask()
-            _, config = ctx.space.suggest(trial)
-            outcome = run_trial(model, config, ctx.X, ctx.y, ctx.task)
-            if outcome.evaluation is None:
-                ctx.study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            else:
-                ctx.study.tell(trial, outcome.evaluation.value)
+            first = Suggestion(candidates[0].model, candidates[0].config, "bo")
+            StudyLoop(ctx, objective, [Next(first)]).run(len(ctx.study.trials) + 1)
         print(f"{name}: {len(rows)} calls so far", flush=True)
     rss2 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(summary(rows, llm.model, load_s, rss0, rss1, rss2))

@@ -38,6 +38,31 @@ def test_problem_objective_is_the_assistants_objective() -> None:
     assert -1.0 <= loss < -0.8  # accuracy negated
     assert problem.loss(config) == loss  # deterministic: a fixed data seed
     assert math.isfinite(problem.holdout_loss(config))
+    # the very value hyperpilot's Assistant computes for a trial of the same config
+    from hyperpilot.cards import get_model_card
+
+    default = get_model_card("knn").default_config()
+    trace = all_methods()["hyperpilot-bo"].run(problem.problem(), 2, seed=0)
+    assert trace.configs[0] == default and trace.losses[0] == problem.loss(default)
+
+
+def test_table_runs_through_the_study_loop() -> None:
+    from hyperpilot.samplers import make_sampler
+
+    problem = get_problems("hpobench", ["hpobench-car"])[0]
+    a = all_methods()["hyperpilot-bo"].run(problem, 8, seed=3)
+    b = all_methods()["hyperpilot-bo"].run(problem, 8, seed=3)
+    assert a.configs == b.configs and a.losses == b.losses and len(a.losses) == 8  # seeded: reproducible
+    assert all(problem.space.validate(c) == c for c in a.configs)
+    assert a.losses == [problem.loss(c) for c in a.configs]
+    # the same draws as bare Optuna asks with hyperpilot's sampler on the table's own distributions
+    import optuna
+
+    study = optuna.create_study(sampler=make_sampler("tpe", 3, 8))
+    for loss in a.losses:
+        trial = study.ask(problem.space.distributions())
+        study.tell(trial, loss)
+    assert [dict(t.params) for t in study.trials] == a.configs
 
 
 def test_run_resumes_from_cache(tmp_path: Path) -> None:

@@ -170,7 +170,9 @@ class StudyLoop:
             log.info("dropped a %s suggestion: %s", s.source, e)
             self.rejected[s.source] = self.rejected.get(s.source, 0) + 1
             return False
-        if check_new and config_key(*self.ctx.space.from_params(params)) in self.ctx.tried():
+        code_id = s.attrs.get("code_id")
+        key = config_key(*self.ctx.space.from_params(params), code_id=code_id if isinstance(code_id, str) else None)
+        if check_new and key in self.ctx.tried():
             self.rejected[s.source] = self.rejected.get(s.source, 0) + 1
             return False
         attrs = {"source": s.source, **({"rationale": s.rationale[:300]} if s.rationale else {}), **s.attrs}

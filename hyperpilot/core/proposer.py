@@ -47,7 +47,13 @@ class StudyContext:
 
     def tried(self) -> set[tuple[Any, ...]]:
         """Every config of the study: finished, queued and running (so no proposer repeats one)."""
-        out = {config_key(*self.space.from_params(p)) for p in (_params(t) for t in self.study.get_trials(deepcopy=False)) if p}
+        out: set[tuple[Any, ...]] = set()
+        for t in self.study.get_trials(deepcopy=False):
+            p = _params(t)
+            if p:
+                out.add(config_key(*self.space.from_params(p)))
+                if isinstance(t.user_attrs.get("code_id"), str):  # a program's config is new for another program
+                    out.add(config_key(*self.space.from_params(p), code_id=t.user_attrs["code_id"]))
         out.update(config_key(m, c) for m, c in self.running)
         return out
 
@@ -83,9 +89,11 @@ class CardDefaults(Proposer):
         return [Suggestion(m, card.default_config(), "default") for m, card in ctx.space.cards.items()]
 
 
-def config_key(model: str, config: dict[str, Any]) -> tuple[Any, ...]:
-    """A hashable identity of a config: floats to 4 significant digits."""
-    return (model, *sorted((k, float(f"{v:.4g}") if isinstance(v, float) else v) for k, v in config.items()))
+def config_key(model: str, config: dict[str, Any], code_id: str | None = None) -> tuple[Any, ...]:
+    """A hashable identity of a config: floats to 4 significant digits; with `code_id`,
+    of the config run with that `custom_code` program."""
+    key = (model, *sorted((k, float(f"{v:.4g}") if isinstance(v, float) else v) for k, v in config.items()))
+    return key if code_id is None else (*key, ("code_id", code_id))
 
 
 def _params(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
