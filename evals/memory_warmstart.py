@@ -4,8 +4,9 @@
 
 Problems: scikit-learn's iris, wine, breast_cancer, digits (accuracy) and diabetes (mse) ×
 `--models`, with hyperpilot's cards and trainers (Bayesmark's spaces, 80/20 split with a
-fixed data seed, `--folds`-fold CV as the objective). Each run is hyperpilot's loop: the
-card default first, then (warm only) the memory's configs, then hyperpilot's TPE.
+fixed data seed, `--folds`-fold CV as the objective). Each run is hyperpilot's loop
+(`core.loop.StudyLoop` on the core's cross-validation objective): the card default first,
+then (warm only) the memory's configs, then hyperpilot's TPE.
 
 1. Cold: `--cold-trials` trials per (dataset, model, seed), no memory. Every cold run is
    stored as a study in a real `Memory` (chromadb + MiniLM, dataset cards profiled from the
@@ -28,9 +29,11 @@ from typing import Any
 import numpy as np
 import optuna
 
+from evals.methods.hyperpilot import Queued
 from evals.problems import DATASETS, BayesmarkProblem
 from hyperpilot import studies
 from hyperpilot.cards import get_model_card
+from hyperpilot.core import CardDefaults, StudyContext, StudyLoop, StudySpace, TrialRecord
 from hyperpilot.memory import Memory, Query, StudyEntry, TrialEntry, import_jsonl, write_pack
 from hyperpilot.memory.retrieve import MIX, K, warm_configs
 from hyperpilot.task import Task
@@ -52,23 +55,20 @@ class Problem(BayesmarkProblem):
 def run(problem: Problem, n: int, seed: int, warm: list[dict[str, Any]]) -> dict[str, Any]:
     """hyperpilot's loop on `problem`: default, `warm` configs, then TPE; scores in the
     metric's natural sign."""
-    card = get_model_card(problem.model)
     task = Task(**problem.task_fields(seed)).resolved(problem.task_type())
     study = optuna.create_study(direction=task.direction, sampler=studies.make_sampler(task, 0))
-    queue = [("default", card.default_config())] + [("memory", c) for c in warm]
-    for _, c in queue:
-        study.enqueue_trial(c)
-    dists = card.space.distributions()
-    values, configs, sources = [], [], []
-    for i in range(n):
-        trial = study.ask(dists)
-        config = card.space.validate(dict(trial.params))
-        loss = problem.loss(config)
-        value = problem.sign() * loss if math.isfinite(loss) else None  # loss = sign * score
-        study.tell(trial, value, state=None if value is not None else optuna.trial.TrialState.FAIL)
-        values.append(value)
-        configs.append(config)
-        sources.append(queue[i][0] if i < len(queue) else "bo")
+    ctx = StudyContext(task, study, StudySpace([get_model_card(problem.model)]))
+    values: list[float | None] = []
+    configs: list[dict[str, Any]] = []
+    sources: list[str] = []
+
+    def on_trial(record: TrialRecord) -> None:
+        values.append(record.value)
+        configs.append(dict(record.config))
+        sources.append(record.source)
+
+    # the problem's objective is the CV of a task with the same data seed: the same folds as `task`'s
+    StudyLoop(ctx, problem.objective, [CardDefaults(), Queued(problem.model, warm)], on_trial=on_trial).run(n)
     return {"values": values, "configs": configs, "sources": sources}
 
 

@@ -91,6 +91,12 @@ class BayesmarkProblem:
 
         return 1 if get_metric(self.metric).direction == "minimize" else -1
 
+    @property
+    def objective(self) -> Any:
+        """The `CrossValidation` objective itself (`objective(handle) -> Outcome`), for a
+        `StudyLoop` on this problem."""
+        return self._setup[1]
+
     def space(self) -> SearchSpace:
         from hyperpilot.cards import get_model_card
 
