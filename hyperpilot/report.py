@@ -6,18 +6,16 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-
 import optuna
 from optuna.trial import TrialState
 
-if TYPE_CHECKING:
-    from hyperpilot.agent.assistant import Result
+from hyperpilot.core.types import Result
 
 SOURCE_COLOURS = {"default": "tab:green", "bo": "tab:blue", "llm": "tab:orange", "memory": "tab:purple", "code": "tab:red"}
 

@@ -10,16 +10,12 @@ this module only wires the parts together."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import joblib
 import optuna
-import pandas as pd
 
 from hyperpilot import studies
 from hyperpilot.agent.code_proposer import ProgramChooser
@@ -31,7 +27,7 @@ from hyperpilot.core.executor import Executor
 from hyperpilot.core.loop import StudyLoop
 from hyperpilot.core.proposer import CardDefaults, Proposer, StudyContext
 from hyperpilot.core.space import StudySpace
-from hyperpilot.core.types import TrialRecord, trial_seed
+from hyperpilot.core.types import Result, TrialRecord, trial_seed
 from hyperpilot.data import Dataset, check_target, infer_task_type, load_dataset, split
 from hyperpilot.errors import HyperpilotError, StudyError
 from hyperpilot.report import write_report
@@ -41,32 +37,6 @@ from hyperpilot.trainers import FittedModel
 
 if TYPE_CHECKING:
     from hyperpilot.memory import Memory, MemoryProposer
-
-
-@dataclass
-class Result:
-    study_name: str
-    task: Task
-    best_model: str
-    best_config: dict[str, Any]
-    cv_score: float
-    test_score: float
-    n_trials: int
-    n_failed: int
-    wall_seconds: float
-    model_path: Path
-    report_path: Path
-    trials: pd.DataFrame = field(repr=False)
-    dataset_card: DatasetCard = field(repr=False)
-    n_pruned: int = 0
-
-    def summary(self) -> str:
-        pruned = f", {self.n_pruned} pruned" if self.n_pruned else ""
-        return (
-            f"{self.best_model} {json.dumps(self.best_config, default=str)}: CV {self.task.metric} "
-            f"{self.cv_score:.4f}, test {self.test_score:.4f} ({self.n_trials} trials, "
-            f"{self.n_failed} failed{pruned}, {self.wall_seconds:.1f} s)"
-        )
 
 
 class Assistant:

@@ -1,11 +1,18 @@
 """The shared types of a study: what a proposer suggests, what a trial's run produced,
-and what the loop tells observers after each trial. Nothing here imports the rest of
-hyperpilot but the typed leaves."""
+what the loop tells observers after each trial, and the result of a tuning task. Nothing
+here imports the rest of hyperpilot but the typed leaves."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import pandas as pd
+
+from hyperpilot.cards import DatasetCard
+from hyperpilot.task import Task
 
 SOURCES = ("default", "memory", "llm", "code", "bo", "retry", "user")
 
@@ -72,3 +79,29 @@ def trial_seed(seed: int, number: int) -> int:
     """The seed of trial `number` of a study seeded with `seed` (explicit, not global state):
     the same whichever worker runs it."""
     return (seed * 1_000_003 + number * 7_919 + 12_345) % (2**31 - 1)
+
+
+@dataclass
+class Result:
+    study_name: str
+    task: Task
+    best_model: str
+    best_config: dict[str, Any]
+    cv_score: float
+    test_score: float
+    n_trials: int
+    n_failed: int
+    wall_seconds: float
+    model_path: Path
+    report_path: Path
+    trials: pd.DataFrame = field(repr=False)
+    dataset_card: DatasetCard = field(repr=False)
+    n_pruned: int = 0
+
+    def summary(self) -> str:
+        pruned = f", {self.n_pruned} pruned" if self.n_pruned else ""
+        return (
+            f"{self.best_model} {json.dumps(self.best_config, default=str)}: CV {self.task.metric} "
+            f"{self.cv_score:.4f}, test {self.test_score:.4f} ({self.n_trials} trials, "
+            f"{self.n_failed} failed{pruned}, {self.wall_seconds:.1f} s)"
+        )

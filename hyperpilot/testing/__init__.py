@@ -26,7 +26,7 @@ import pandas as pd
 from hyperpilot.agent.llm.base import LLM, Completion
 from hyperpilot.cards import get_model_card
 from hyperpilot.core.cv import CrossValidation, encode
-from hyperpilot.core.executor import Executor, Job, Response
+from hyperpilot.core.executor import Executor, Response
 from hyperpilot.core.loop import StudyLoop, TrialHandle
 from hyperpilot.core.proposer import CardDefaults, Proposer, StudyContext
 from hyperpilot.core.space import StudySpace
