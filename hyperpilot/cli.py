@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 import sys
 from typing import Annotated, Optional
 
@@ -30,7 +31,7 @@ console = Console()
 err = Console(stderr=True)
 
 
-def _run(assistant_call: callable[[Assistant], Result], n_total: int, llm: object = None,  # type: ignore[valid-type]
+def _run(assistant_call: Callable[[Assistant], Result], n_total: int, llm: object = None,
          llm_rate: Optional[float] = None, memory: bool = True, executor: object = None, workers: int = 1) -> Result:
     table = Table("#", "source", "model", "value", "best", "s", "note", title="trials", expand=False)
     with Progress(

@@ -78,7 +78,7 @@ def heartbeat(study: optuna.Study, trial: optuna.Trial) -> contextlib.AbstractCo
     `Study.optimize` does for its own trials; the ask-and-tell loop does it here)."""
     from optuna.storages._heartbeat import get_heartbeat_thread  # the one Optuna helper for ask/tell loops
 
-    return get_heartbeat_thread(trial._trial_id, study._storage)  # type: ignore[no-any-return]  # noqa: SLF001
+    return get_heartbeat_thread(trial._trial_id, study._storage)  # type: ignore[return-value]  # noqa: SLF001
 
 
 def study_dir(name: str) -> Path:

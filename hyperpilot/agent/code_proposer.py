@@ -27,20 +27,26 @@ A writer that raises, returns prose, or keeps failing costs at most
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
-from optuna.trial import TrialState
-
 import optuna
+from optuna.trial import TrialState
 
 from hyperpilot import studies
 from hyperpilot.cards import get_model_card
 from hyperpilot.core.loop import TrialHandle
 from hyperpilot.core.proposer import Proposer, StudyContext
 from hyperpilot.core.types import Suggestion, TrialRecord
-from hyperpilot.trainers.code import BASELINE_PROGRAM, CUSTOM_CODE, CodeRejected, Program, check_program, code_id, extract_code
+from hyperpilot.trainers.code import (
+    BASELINE_PROGRAM,
+    CUSTOM_CODE,
+    CodeRejected,
+    Program,
+    check_program,
+    code_id,
+    extract_code,
+)
 
 INTRO = """Write a Python module for hyperpilot's `custom_code` model.
 {contract}
@@ -103,7 +109,8 @@ class CodeProposer(Proposer):
         while True:
             answer = self._ask(prompt)
             if answer is None:
-                return self._give_up()
+                self._give_up()
+                return None
             code = extract_code(answer)
             try:
                 program = check_program(code)
@@ -111,7 +118,8 @@ class CodeProposer(Proposer):
                 self.stats["rejected"] += 1
                 self.transcript.append({"role": "check", "content": str(e)})
                 if self._repairs >= self.max_repairs:
-                    return self._give_up()
+                    self._give_up()
+                    return None
                 self._repairs += 1
                 prompt = REPAIR.format(code=code.strip()[:4000], error=str(e))
                 continue
@@ -170,7 +178,6 @@ class CodeProposer(Proposer):
     def _give_up(self) -> None:
         self.stats["gave_up"] += 1
         self._next = None
-        return None
 
 
 # -- programs of a study ------------------------------------------------------------------

@@ -22,9 +22,9 @@ from typing import Any, Literal, TypeVar, Union
 from pydantic import BaseModel, Field, ValidationError, create_model
 
 from hyperpilot.agent.llm.base import LLM, LLMTimeout, LLMUnavailable, Message
+from hyperpilot.cards.model import ModelCard
 from hyperpilot.core.proposer import config_key
 from hyperpilot.core.space import StudySpace
-from hyperpilot.cards.model import ModelCard
 from hyperpilot.errors import LLMError, SpaceError
 from hyperpilot.prompts import fmt_config, fmt_value, render
 from hyperpilot.space import CategoricalParam, FloatParam
@@ -179,14 +179,14 @@ class Planner:
         if not self.llm.free_proposals:
             if len(candidates) < 2:
                 raise AnswerError("fewer than two candidates to choose from")
-            schema = create_model("Pick", choice=(Literal[tuple(range(len(candidates)))], ...), reason=REASON)  # type: ignore[arg-type]
+            picks = create_model("Pick", choice=(Literal[tuple(range(len(candidates)))], ...), reason=REASON)  # type: ignore[arg-type]
             lines = [f"{c.model} {fmt_config(c.config)}" for c in candidates]
 
             def pick(answer: Any) -> Proposal:
                 c = candidates[answer.choice]
                 return Proposal(c.model, c.config, answer.reason, c.origin)
 
-            return self.ask("next_candidates", {**variables, "candidates": lines}, schema, pick)
+            return self.ask("next_candidates", {**variables, "candidates": lines}, picks, pick)
 
         schema = create_model("Next", config=(_union([config_schema(c, False, reason=False) for c in space.cards.values()]), ...),
                               reason=REASON)

@@ -104,7 +104,11 @@ class MemoryProposer(Proposer):
                     meta_features=dict(ctx.dataset_card.meta_features),
                 )
                 self._trials[model] = []
-            for t in ctx.study.get_trials(deepcopy=False):  # a resumed study: store what already ran
+            trials = ctx.study.get_trials(deepcopy=False)
+            retried = {t.system_attrs.get("failed_trial") for t in trials} - {None}
+            for t in trials:  # a resumed study: store what already ran
+                if t.number in retried:  # its process died; the retry (queued now) stands for it
+                    continue
                 entry = _from_frozen(t, ctx)
                 if entry is not None:
                     self._trials[entry.model].append(entry)
@@ -129,7 +133,7 @@ class MemoryProposer(Proposer):
         trials = self._trials[record.model]
         entry = TrialEntry(
             study_id=self._entries[record.model].id, number=record.number, model=record.model, config=record.config,
-            score=record.value, status={"COMPLETE": "complete", "PRUNED": "pruned"}.get(record.state, "failed"),
+            score=record.value, status="complete" if record.state == "COMPLETE" else "pruned" if record.state == "PRUNED" else "failed",
             source=record.source,
         )
         trials[:] = [t for t in trials if t.number != record.number] + [entry]

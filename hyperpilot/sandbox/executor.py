@@ -9,11 +9,16 @@ Each `run(job, on_report)`:
    one trial process;
    *untrusted* ones (a `custom_code` program, a user's trainer): one trial process per
    fold, given only that fold's fit rows with their labels and the rows to predict — so
-   the program never sees a label it is scored on;
-2. the trial writes each fold's predictions as `reports/STEP.npz` in its run dir; this
-   process reads them while the trial runs (`Sandbox.run(on_poll=...)`), hands them to
-   `on_report` (the coordinator scores them) and, when told to stop, writes `stop`,
-   which the trial's next report obeys (the timeout bounds one that does not);
+   the program never sees a label it is scored on. They run in sandboxes of their own
+   (`shared_sandbox(..., untrusted=True)`), whose data folder never holds a shared
+   dataset (under bwrap a trial sees only its own sandbox's folders);
+2. the trial writes each fold's predictions as `reports/STEP.npz` in its run dir. For a
+   trusted job this process reads them while the trial runs (`Sandbox.run(on_poll=...)`),
+   hands them to `on_report` (the coordinator scores them) and, when told to stop, writes
+   `stop`, which the trial's next report obeys (the timeout bounds one that does not).
+   For an untrusted fold only `reports/00000.npz` counts, read once its process has
+   ended (so files a program writes ahead of, or for other steps than, its own fold are
+   never scored); a report is loaded without pickles and with its size bounded;
 3. a failure comes back as one reason line ("timed out after 30 s", "network access is
    blocked …", "ValueError: … (at fit:12)"), with the summarised traceback of a program in
    `attrs["traceback"]`. It never raises for what a trial does. What a trial writes
@@ -43,7 +48,7 @@ from hyperpilot.core.types import Stop
 from hyperpilot.sandbox import layers
 from hyperpilot.sandbox.limits import Limits, MiB
 from hyperpilot.sandbox.result import SandboxResult
-from hyperpilot.sandbox.runner import Sandbox, shared_sandbox, unshare_file
+from hyperpilot.sandbox.runner import Sandbox, clear_shared, shared_sandbox, unshare_file
 from hyperpilot.task import Task
 
 MAX_ERROR_CHARS = 500
@@ -94,11 +99,14 @@ def trainer_ref(model: str) -> tuple[dict[str, Any], dict[str, str | bytes], boo
 class SandboxExecutor:
     """Runs each job in sandboxed processes (see `hyperpilot.sandbox`).
 
-    `workers`: jobs that may run at once (one sandbox worker each). `limits` caps every
-    trial process (default: `Limits()` with the machine's GPUs); `trial_timeout` is the
-    wall-clock limit of one job; `layer` forces "bwrap", "unshare" or "plain". Without
-    `sandbox`, the process-wide `shared_sandbox(limits, layer, slot)` workers are used, so
-    executors of a process share warm workers; pass a `Sandbox` to own the (single) worker."""
+    `workers`: jobs that may run at once (one sandbox worker each, and one more each for
+    untrusted trainers once one runs). `limits` caps every trial process (default:
+    `Limits()` with the machine's GPUs); `trial_timeout` is the wall-clock limit of one job
+    (all its fold processes together; without it each process has `limits.wall_seconds`);
+    `layer` forces "bwrap", "unshare" or "plain". Without `sandbox`, the process-wide
+    `shared_sandbox(limits, layer, slot)` workers are used, so executors of a process share
+    warm workers; pass a `Sandbox` to own the (single) worker: untrusted jobs then run in
+    it too, after its shared data files are deleted."""
 
     def __init__(self, limits: Limits | None = None, *, trial_timeout: float | None = None,
                  layer: str | None = None, sandbox: Sandbox | None = None, workers: int = 1) -> None:
@@ -107,7 +115,7 @@ class SandboxExecutor:
         self.layer = layer
         self.workers = 1 if sandbox is not None else workers
         self._given = sandbox
-        self._free: queue.Queue[Sandbox] | None = None
+        self._pools: dict[bool, queue.Queue[Sandbox]] = {}  # trusted? -> free sandboxes
         self._data: dict[int, tuple[Any, Any, str]] = {}  # id(sandbox) -> (X, y, shared path)
         self._lock = threading.Lock()
 
@@ -116,26 +124,36 @@ class SandboxExecutor:
         """The first sandbox (for callers that run one job of their own)."""
         return self._given or shared_sandbox(self.limits, self.layer)
 
-    def _sandboxes(self) -> queue.Queue[Sandbox]:
+    def _sandboxes(self, trusted: bool) -> queue.Queue[Sandbox]:
+        """The free sandboxes for trusted, or for untrusted, jobs (one pool when `sandbox` was given)."""
+        key = True if self._given is not None else trusted
         with self._lock:
-            if self._free is None:
-                self._free = queue.Queue()
+            free = self._pools.get(key)
+            if free is None:
+                free = self._pools[key] = queue.Queue()
                 for slot in range(self.workers):
-                    self._free.put(self._given or shared_sandbox(self.limits, self.layer, slot))
-            return self._free
+                    free.put(self._given or shared_sandbox(self.limits, self.layer, slot, untrusted=not trusted))
+            return free
 
     def run(self, job: Job, on_report: ReportFn) -> JobResult:
         start = time.perf_counter()
-        free = self._sandboxes()
+        try:
+            payload, files, trusted = self._payload(job)
+        except Exception as e:  # noqa: BLE001 - a job never raises (an unpicklable trainer, ...)
+            return JobResult(False, time.perf_counter() - start, _line(e))
+        free = self._sandboxes(trusted)
         sandbox = free.get()
         try:
-            return self._run(sandbox, job, on_report, start)
-        except Exception as e:  # noqa: BLE001 - a job never raises (SandboxError, an unpicklable trainer, ...)
-            return JobResult(False, time.perf_counter() - start, " ".join(f"{type(e).__name__}: {e}".split())[:MAX_ERROR_CHARS])
+            if trusted:
+                return self._trusted(sandbox, payload, files, job, on_report, start)
+            return self._untrusted(sandbox, payload, files, job, on_report, start)
+        except Exception as e:  # noqa: BLE001 - a job never raises (SandboxError, ...)
+            return JobResult(False, time.perf_counter() - start, _line(e))
         finally:
             free.put(sandbox)
 
-    def _run(self, sandbox: Sandbox, job: Job, on_report: ReportFn, start: float) -> JobResult:
+    def _payload(self, job: Job) -> tuple[dict[str, Any], dict[str, str | bytes], bool]:
+        """(the payload, the run-dir files, trusted?) of `job`."""
         payload: dict[str, Any] = {"config": job.config, "task": job.task.model_dump(mode="json"), "seed": job.seed,
                                    "responses": list(job.responses), "n_classes": job.n_classes, "keep_model": job.keep_model}
         files: dict[str, str | bytes] = {}
@@ -146,70 +164,106 @@ class SandboxExecutor:
             ref, extra, trusted = trainer_ref(job.model)
             files.update(extra)
         payload.update(ref)
-        if trusted:
-            payload["data"] = self._shared_data(sandbox, job.X, job.y)
-            payload["folds"] = [[f.tolist(), None if p is None else p.tolist()] for f, p in job.folds]
-            if job.X_new is not None:
-                files["new.pkl"] = pickle.dumps(job.X_new, protocol=pickle.HIGHEST_PROTOCOL)
-            return self._one(sandbox, payload, files, job, on_report, 0, start, trusted=True)
+        return payload, files, trusted
+
+    def _trusted(self, sandbox: Sandbox, payload: dict[str, Any], files: dict[str, str | bytes], job: Job,
+                 on_report: ReportFn, start: float) -> JobResult:
+        """Every fold in one trial process that reads the shared data; reports read while it runs."""
+        payload = {**payload, "data": self._shared_data(sandbox, job.X, job.y),
+                   "folds": [[f.tolist(), None if p is None else p.tolist()] for f, p in job.folds]}
+        if job.X_new is not None:
+            files = {**files, "new.pkl": pickle.dumps(job.X_new, protocol=pickle.HIGHEST_PROTOCOL)}
+        return self._one(sandbox, payload, files, job, on_report, 0, start, self.trial_timeout, trusted=True)[0]
+
+    def _untrusted(self, sandbox: Sandbox, payload: dict[str, Any], files: dict[str, str | bytes], job: Job,
+                   on_report: ReportFn, start: float) -> JobResult:
+        """One trial process per fold, given only that fold's fit labels; `trial_timeout`
+        bounds the time of all of them together (not the start of a sandbox worker)."""
+        clear_shared(sandbox)  # a given sandbox may hold a trusted job's (X, y): never next to a program
+        spent = 0.0
         attrs: dict[str, Any] = {}
         res = JobResult(True, 0.0)
-        for step, (fit, pred) in enumerate(job.folds):  # one process per fold, with only its labels
+        for step, (fit, pred) in enumerate(job.folds):
+            timeout = None
+            if self.trial_timeout is not None:
+                timeout = self.trial_timeout - spent
+                if timeout <= 0:
+                    res = JobResult(False, 0.0, f"{_timed_out(self.trial_timeout)} before fold {step} started")
+                    break
             X_pred = job.X.iloc[pred] if pred is not None else job.X_new
             fold = {**files, DATA_FILE: pickle.dumps((job.X.iloc[fit], job.y[fit], X_pred), protocol=pickle.HIGHEST_PROTOCOL)}
-            res = self._one(sandbox, {**payload, "folds": [[list(range(len(fit))), None]]}, fold, job, on_report, step, start)
+            res, seconds = self._one(sandbox, {**payload, "folds": [[list(range(len(fit))), None]]}, fold, job, on_report,
+                                     step, start, timeout, rows=len(X_pred) if X_pred is not None else 0)
+            spent += seconds
             attrs.update(res.attrs)
             if not res.ok:
                 break
         return JobResult(res.ok, time.perf_counter() - start, res.error, res.stopped, res.model, attrs)
 
     def _one(self, sandbox: Sandbox, payload: dict[str, Any], files: dict[str, str | bytes], job: Job,
-             on_report: ReportFn, first_step: int, start: float, trusted: bool = False) -> JobResult:
+             on_report: ReportFn, first_step: int, start: float, timeout: float | None, trusted: bool = False,
+             rows: int = 0) -> tuple[JobResult, float]:
+        """One trial process: (how it ended, the seconds it ran). Trusted: its reports (one
+        per fold of the job) are read while it runs. Untrusted (one fold): its one report
+        is read after it ended."""
         seen: list[int] = []
         stopped: list[bool] = []
+        broken: list[str] = []
+        n_steps = len(job.folds) if trusted else 1
         cap = (sandbox.limits.max_file_mb or 64) * MiB
+        if not trusted:  # predictions of `rows` rows: at most a float per class and kind, and some room
+            cap = min(cap, 8 * max(rows, 1) * max(job.n_classes or 1, 1) * len(job.responses) + 64 * 1024)
 
         def poll(run_dir: Path) -> None:
             folder = run_dir / REPORTS
-            while not stopped:
+            while not stopped and len(seen) < n_steps:
                 path = folder / f"{len(seen):05d}.npz"
-                if path.is_symlink() or not path.is_file():
+                if folder.is_symlink() or path.is_symlink() or not path.is_file():
                     return
                 seen.append(len(seen))
                 try:
-                    if path.stat().st_size > cap:
-                        raise ValueError("the report is larger than the file-size cap")
-                    with np.load(path, allow_pickle=False) as npz:
-                        response = {k: np.asarray(npz[k]) for k in npz.files}
+                    response = load_report(path.read_bytes(), cap)
                 except (OSError, ValueError) as e:
-                    response = {"error": np.asarray(str(e)[:200])}
-                if on_report(first_step + len(seen) - 1, response):
+                    broken.append(str(e))
+                if broken or on_report(first_step + len(seen) - 1, response):
                     stopped.append(True)
                     (run_dir / STOP_FILE).write_text("stop", encoding="utf-8")
 
-        collect = (MODEL_FILE,) if job.keep_model else ()
-        res = sandbox.run("hyperpilot.sandbox.executor:fold_job", payload, files=files, timeout=self.trial_timeout,
-                          focus=PROGRAM_FILE, collect=collect, on_poll=poll)
+        report = f"{REPORTS}/{0:05d}.npz"
+        collect = ((MODEL_FILE,) if job.keep_model else ()) + (() if trusted else (report,))
+        res = sandbox.run("hyperpilot.sandbox.executor:fold_job", payload, files=files, timeout=timeout,
+                          focus=PROGRAM_FILE, collect=collect, on_poll=poll if trusted else None)
         seconds = time.perf_counter() - start
         attrs: dict[str, Any] = {"sandbox": res.layer} if res.layer else {}
+        if res.ok and not trusted:
+            try:
+                if on_report(first_step, load_report(res.files[report], cap)):
+                    stopped.append(True)
+            except ValueError as e:
+                broken.append(str(e))
+        if broken:
+            return JobResult(False, seconds, f"the trial's report of fold {first_step + max(len(seen) - 1, 0)} is unreadable: {broken[0]}",
+                             attrs=attrs), res.seconds
         if stopped:
-            return JobResult(False, seconds, stopped=True, attrs=attrs)
+            return JobResult(False, seconds, stopped=True, attrs=attrs), res.seconds
         if not res.ok:
             if job.code is not None and res.traceback:
                 attrs["traceback"] = res.traceback  # the repair loop feeds it back to the code writer
-            return JobResult(False, seconds, outcome_error(res), attrs=attrs)
+            error = _timed_out(self.trial_timeout) if res.kind == "timeout" and self.trial_timeout else outcome_error(res)
+            return JobResult(False, seconds, error, attrs=attrs), res.seconds
         model = None
         if job.keep_model:
             blob = res.files[MODEL_FILE]
             # a trusted trainer's model is loaded here; a program's stays bytes, run only in the sandbox
             model = pickle.loads(blob) if trusted else SandboxedModel(payload, blob, job.code, files.get(TRAINER_FILE))  # noqa: S301
-        return JobResult(True, seconds, model=model, attrs=attrs)
+        return JobResult(True, seconds, model=model, attrs=attrs), res.seconds
 
     def _shared_data(self, sandbox: Sandbox, X: pd.DataFrame, y: np.ndarray) -> str:
-        """The pickle of (X, y) that trusted jobs read; written once per dataset and sandbox."""
+        """The pickle of (X, y) that trusted jobs read; written once per dataset and sandbox
+        (again after an untrusted job in the same sandbox deleted it)."""
         with self._lock:
             known = self._data.get(id(sandbox))
-            if known is not None and known[0] is X and known[1] is y:
+            if known is not None and known[0] is X and known[1] is y and Path(known[2]).exists():
                 return known[2]
 
             def write(path: Path) -> None:
@@ -232,6 +286,34 @@ class SandboxExecutor:
             self._data.clear()
         if self._given is not None:
             self._given.close()
+
+
+def _line(e: BaseException) -> str:
+    return " ".join(f"{type(e).__name__}: {e}".split())[:MAX_ERROR_CHARS]
+
+
+def _timed_out(seconds: float | None) -> str:
+    return f"timed out after {seconds:g} s (wall-clock limit of the trial); the whole process tree was killed"
+
+
+def load_report(blob: bytes, cap: int) -> dict[str, np.ndarray]:
+    """The arrays of a trial's `reports/STEP.npz`: no pickles, at most `cap` bytes
+    unpacked (a zip bomb is refused before it is inflated); `ValueError` says why not."""
+    import io
+    import zipfile
+
+    try:
+        if len(blob) > cap:
+            raise ValueError(f"it is larger than {cap} bytes")
+        with zipfile.ZipFile(io.BytesIO(blob)) as z:
+            if sum(i.file_size for i in z.infolist()) > cap:
+                raise ValueError(f"it unpacks to more than {cap} bytes")
+        with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
+            return {k: np.asarray(npz[k]) for k in npz.files}
+    except (OSError, EOFError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{type(e).__name__}: {e}"[:200]) from None
+    except ValueError as e:
+        raise ValueError(str(e)[:200]) from None
 
 
 class SandboxedModel:
@@ -262,7 +344,7 @@ class SandboxedModel:
             files[PROGRAM_FILE] = self.program
         if self.trainer is not None:
             files[TRAINER_FILE] = self.trainer
-        res = shared_sandbox().run("hyperpilot.sandbox.executor:predict_job", {**self.payload, "kind": kind}, files=files,
+        res = shared_sandbox(untrusted=True).run("hyperpilot.sandbox.executor:predict_job", {**self.payload, "kind": kind}, files=files,
                                    focus=PROGRAM_FILE, collect=("out.npy",))
         if not res.ok:
             raise TrialError(f"predicting in the sandbox failed: {outcome_error(res)}")
@@ -311,7 +393,7 @@ def fold_job(run_dir: Path, payload: dict[str, Any]) -> dict[str, Any]:
 
     def report(step: int, response: dict[str, np.ndarray]) -> None:
         tmp = run_dir / REPORTS / f".{step:05d}.tmp.npz"
-        np.savez(tmp, **response)
+        np.savez(tmp, **response)  # type: ignore[arg-type]
         os.replace(tmp, run_dir / REPORTS / f"{step:05d}.npz")
         if (run_dir / STOP_FILE).exists():
             raise Stop()
@@ -321,8 +403,8 @@ def fold_job(run_dir: Path, payload: dict[str, Any]) -> dict[str, Any]:
     except Stop:
         return {"stopped": True}
     if payload.get("keep_model"):
-        with open(run_dir / MODEL_FILE, "wb") as f:
-            pickle.dump(fitted, f, protocol=pickle.HIGHEST_PROTOCOL)
+        with open(run_dir / MODEL_FILE, "wb") as out:
+            pickle.dump(fitted, out, protocol=pickle.HIGHEST_PROTOCOL)
     return {"stopped": False}
 
 

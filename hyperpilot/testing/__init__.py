@@ -27,7 +27,7 @@ from hyperpilot.agent.llm.base import LLM, Completion
 from hyperpilot.cards import get_model_card
 from hyperpilot.core.cv import CrossValidation, encode
 from hyperpilot.core.executor import Executor, Response
-from hyperpilot.core.loop import StudyLoop, TrialHandle
+from hyperpilot.core.loop import Objective, StudyLoop, TrialHandle
 from hyperpilot.core.proposer import CardDefaults, Proposer, StudyContext
 from hyperpilot.core.space import StudySpace
 from hyperpilot.core.types import Outcome, Suggestion
@@ -106,14 +106,23 @@ def check_executor(executor: Executor) -> None:
     cv = CrossValidation(executor, X, y, task)
     config = get_model_card("knn").default_config()
     seen: list[tuple[int, Response]] = []
-    res = executor.run(cv.job("knn", config, seed=1), lambda step, r: seen.append((step, r)) or False)
+    def record(step: int, response: Response) -> bool:
+        seen.append((step, response))
+        return False
+
+    res = executor.run(cv.job("knn", config, seed=1), record)
     _require(res.ok, f"a valid job failed: {res.error}")
     _require([s for s, _ in seen] == list(range(len(cv.folds))), f"folds reported as {[s for s, _ in seen]}")
     for (step, response), (_, val) in zip(seen, cv.folds, strict=True):
         arr = next(iter(response.values()))
         _require(len(arr) == len(val), f"fold {step}: {len(arr)} predictions for {len(val)} rows")
     steps: list[int] = []
-    res = executor.run(cv.job("knn", config, seed=1), lambda step, r: steps.append(step) or True)
+
+    def stop(step: int, response: Response) -> bool:
+        steps.append(step)
+        return True
+
+    res = executor.run(cv.job("knn", config, seed=1), stop)
     _require(res.stopped and not res.ok and steps == [0], f"a stop after fold 0 was not obeyed (reports {steps}, stopped={res.stopped})")
     res = executor.run(cv.job("knn", {**config, "n_neighbors": 10_000}, seed=1), lambda s, r: False)
     _require(not res.ok and bool(res.error), "a job whose trainer raises must come back as an error, with a reason")
@@ -128,7 +137,7 @@ def _quadratic(handle: TrialHandle) -> Outcome:
 
 
 def _loop(proposers: list[Proposer], sampler: optuna.samplers.BaseSampler, n: int, workers: int = 1,
-          objective: Callable[[TrialHandle], Outcome] = _quadratic) -> StudyContext:
+          objective: Objective = _quadratic) -> StudyContext:
     task = Task(data="tiny", metric="accuracy", models=["knn", "decision_tree"], n_trials=n, study_name="contract").resolved("binary")
     study = optuna.create_study(direction="maximize", sampler=sampler)
     ctx = StudyContext(task, study, StudySpace([get_model_card("knn"), get_model_card("decision_tree")]))
