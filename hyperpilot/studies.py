@@ -1,11 +1,14 @@
 """Studies are Optuna studies, stored in one SQLite file under `HYPERPILOT_HOME`.
 
 Every trial records in its user attributes where its config came from (`source`:
-default, bo, llm, memory, code), the config, the metrics, its duration and any error.
-A study is resumed by name: the running loop records a heartbeat per trial in flight
-(`core.loop`); a trial whose heartbeat stopped (its process died) is failed by Optuna's
-`fail_stale_trials` and queued again by its `RetryFailedTrialCallback` when the study is
-opened; completed trials are never re-run."""
+default, llm, memory, code; absent for BO's own), why (`rationale`), its duration
+(`seconds`), the per-fold values (`fold_values`) and any error; the model and config are
+its params (`trial_table`). A study is resumed by name: the running loop records a
+heartbeat per trial in flight (`heartbeat`); a trial whose heartbeat stopped (its process
+died) is failed by Optuna's `fail_stale_trials` and queued again by its
+`RetryHeartbeatStaleTrialCallback` when the study is opened (the retry carries the system
+attribute `failed_trial`, and the dead trial no longer counts against the budget);
+completed trials are never re-run."""
 
 from __future__ import annotations
 
@@ -149,8 +152,11 @@ def n_failed(study: optuna.Study) -> int:
 
 def trial_table(study: optuna.Study) -> pd.DataFrame:
     """One row per trial: number, state, source, model, value, seconds, error, config."""
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.system_attrs["failed_trial"]: t.number for t in trials if "failed_trial" in t.system_attrs}
     rows = []
-    for t in study.get_trials(deepcopy=False):
+    for t in trials:
+        died = f"its process died; re-run as trial {retried[t.number]}" if t.number in retried else ""
         rows.append({
             "number": t.number,
             "state": t.state.name,
@@ -158,7 +164,7 @@ def trial_table(study: optuna.Study) -> pd.DataFrame:
             "model": t.params.get("model", ""),
             "value": t.value,
             "seconds": t.user_attrs.get("seconds"),
-            "error": t.user_attrs.get("error", ""),
+            "error": t.user_attrs.get("error", died),
             "config": {k.split(".", 1)[1]: v for k, v in t.params.items() if "." in k},
         })
     return pd.DataFrame(rows, columns=["number", "state", "source", "model", "value", "seconds", "error", "config"])

@@ -104,7 +104,7 @@ def test_solve_missing_target(tmp_path: Path) -> None:
     [
         (["--trials", "0"], "n_trials"),
         (["--metric", "auc_pr"], "unknown metric 'auc_pr'"),
-        (["--sampler", "cmaes"], "unknown sampler 'cmaes'"),
+        (["--sampler", "smac"], "unknown sampler 'smac'"),
         (["--task", "ranking"], "task_type"),
         (["--model", "xgboost"], "unknown model 'xgboost'"),
         (["--study", "bad name"], "study name 'bad name'"),

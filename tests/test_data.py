@@ -6,13 +6,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import optuna
 import pandas as pd
 import pytest
 
 from hyperpilot import Assistant, Task
+from hyperpilot.core.cv import CrossValidation
+from hyperpilot.core.loop import TrialHandle
+from hyperpilot.core.types import Suggestion
 from hyperpilot.data import SKLEARN_DATASETS, check_target, infer_task_type, load_dataset, split
 from hyperpilot.errors import DataError, HyperpilotError, TaskError
-from hyperpilot.trainers import get_trainer
+from hyperpilot.sandbox import InProcessExecutor
+from hyperpilot.trainers import FittedModel, get_trainer
 
 
 @pytest.fixture(autouse=True)
@@ -79,16 +84,17 @@ def test_mixed_file_end_to_end(mixed: dict[str, Path], fmt: str, target: str, ta
     task = Task(data=str(mixed[fmt]), target=target, metric=metric, cv_folds=3).resolved(task_type)  # type: ignore[arg-type]
     X_train, X_test, y_train, y_test = split(data, task)
     assert len(X_test) == 18 and len(X_train) == 72
-    trainer = get_trainer("decision_tree")
-    config = trainer.card.default_config()
-    evaluation = trainer.evaluate(config, X_train, y_train, task)
-    assert np.isfinite(evaluation.value) and len(evaluation.fold_values) == 3
-    model = trainer.fit(config, X_train, y_train, task)
-    pred = model.predict(X_test)
+    config = get_trainer("decision_tree").card.default_config()
+    cv = CrossValidation(InProcessExecutor(), X_train, y_train, task)
+    trial = optuna.create_study(direction=task.direction).ask()
+    outcome = cv(TrialHandle(trial, Suggestion("decision_tree", config, "default"), 0))
+    assert outcome.ok and np.isfinite(outcome.value) and len(outcome.steps) == 3  # type: ignore[arg-type]
+    fitted, score = cv.refit("decision_tree", config, X_test, y_test, 0)
+    pred = FittedModel(fitted, cv.classes, list(X_train.columns)).predict(X_test)
     assert len(pred) == len(X_test)
     if task_type != "regression":
         assert set(pred) <= set(data.y)  # the original string labels come back
-    assert np.isfinite(trainer.score(model, X_test, y_test, task))
+    assert np.isfinite(score)
 
 
 @pytest.mark.parametrize("name", SKLEARN_DATASETS)

@@ -11,8 +11,11 @@ import pytest
 from typer.testing import CliRunner
 
 from hyperpilot import Assistant, Task
+from hyperpilot.agent.planner import Example
+from hyperpilot.agent.policy import memory_examples
 from hyperpilot.memory import Memory, MemoryProposer, format_examples, in_context_examples
 from hyperpilot.memory.embed import HashEmbedder
+from hyperpilot.memory.retrieve import MemoryExample
 
 pytest.importorskip("chromadb")
 
@@ -44,8 +47,12 @@ def test_second_similar_task_gets_memory_trials_from_the_first(tmp_path: Path) -
     assert proposer.warm and proposer.warm[0].neighbour.study.id == sid
     assert [e.study_id for e in proposer.examples()] == [sid]  # what the LLM planner can show
     ctx = SimpleNamespace(task=second.task, dataset_card=second.dataset_card, space=SimpleNamespace(models=["knn"]))
-    (example,) = proposer.planner_examples(ctx)  # type: ignore[arg-type]
-    assert example.model == "knn" and example.task.startswith("sklearn:iris") and set(example.config) == {"n_neighbors", "p"}
+    (similar,) = proposer.similar_examples(ctx)  # type: ignore[arg-type]
+    assert similar.study_id == sid and similar.dataset == "sklearn:iris" and similar.model == "knn"
+    assert set(similar.config) == {"n_neighbors", "p"} and similar.best_score == pytest.approx(first.cv_score)
+    (example,) = memory_examples(proposer)(ctx)  # type: ignore[arg-type]  # as the LLM planner sees it
+    assert example.model == "knn" and example.task.startswith("sklearn:iris") and example.config == similar.config
+    assert example.score == similar.best_score
     assert memory.count()[0] == 2
 
 
@@ -56,7 +63,21 @@ def test_llm_planner_gets_the_memory_examples() -> None:
     assistant = Assistant(llm=ScriptedLLM())
     memory_proposer, llm_proposer = assistant.proposers[0], assistant.proposers[-1]
     assert isinstance(memory_proposer, MemoryProposer) and isinstance(llm_proposer, LLMProposer)
-    assert llm_proposer.examples == memory_proposer.planner_examples
+    assert llm_proposer.examples is not None
+    past = MemoryExample(study_id="iris-1/knn", dataset="sklearn:iris", model="knn", metric="accuracy",
+                         direction="maximize", best_score=0.97, config={"n_neighbors": 13, "p": 1}, similarity=0.9,
+                         card_text="Dataset: iris")
+    seen: list[object] = []
+
+    def similar(ctx: object) -> list[MemoryExample]:
+        seen.append(ctx)
+        return [past]
+
+    memory_proposer.similar_examples = similar  # type: ignore[method-assign]
+    ctx = object()
+    assert llm_proposer.examples(ctx) == [  # type: ignore[arg-type]
+        Example(task="sklearn:iris (accuracy, maximize)", model="knn", config={"n_neighbors": 13, "p": 1}, score=0.97)]
+    assert seen == [ctx]  # asked with the study's context, when the planner starts
     assert Assistant(llm=ScriptedLLM(), memory=None).proposers[-1].examples is None  # type: ignore[attr-defined]
 
 

@@ -1,4 +1,4 @@
-"""`Task.from_text`: a request in words -> a Task, or a question when something is missing."""
+"""`task_from_text`: a request in words -> a Task, or a question when something is missing."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from hyperpilot.agent.llm import LLMUnavailable, ScriptedLLM
-from hyperpilot.errors import TaskError
 from hyperpilot.agent.request import task_from_text
-from hyperpilot.task import Task
+from hyperpilot.errors import TaskError
 
 
 @pytest.fixture()

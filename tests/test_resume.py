@@ -1,5 +1,10 @@
 """Resuming a study: after the process running it was killed (a real SIGKILL of a child
-process on the same SQLite study), and after a deliberately abandoned trial in-process."""
+process on the same SQLite study), and after a deliberately abandoned trial in-process.
+
+Crash recovery relies on Optuna's heartbeats: a running trial's heartbeat is recorded every
+`$HYPERPILOT_HEARTBEAT` seconds (1 s here); one silent for three times that is failed when
+the study is next opened and queued again (`RetryHeartbeatStaleTrialCallback`), its retry
+marked with the system attribute `failed_trial`."""
 
 from __future__ import annotations
 
@@ -17,7 +22,13 @@ from optuna.trial import TrialState
 from threadpoolctl import threadpool_limits
 
 from hyperpilot import Assistant, Task, studies
+from hyperpilot.cards import get_model_card
+from hyperpilot.core.space import StudySpace
 from hyperpilot.errors import StudyError
+
+# a dead trial is stale after 3 heartbeats (3 s); SQLite keeps heartbeat times in whole
+# seconds, so wait a little over 4 s before resuming
+STALE_AFTER = 4.5
 
 CHILD = """
 import sys
@@ -31,6 +42,7 @@ Assistant().solve(Task(data="sklearn:digits", models=["svm"], n_trials=40, cv_fo
 @pytest.fixture(autouse=True)
 def _pure_bo_one_thread(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("HYPERPILOT_LLM", "none")
+    monkeypatch.setenv("HYPERPILOT_HEARTBEAT", "1")  # (the child process inherits it)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     with threadpool_limits(1):
         yield
@@ -55,8 +67,9 @@ def _kill_mid_study(name: str, tmp_path: Path, min_complete: int = 3, limit: flo
             except KeyError:  # the child has not created the study yet
                 trials = []
             n_complete = sum(t.state == TrialState.COMPLETE for t in trials)
-            # kill while the last trial is being evaluated (its config is recorded by then)
-            if n_complete >= min_complete and trials[-1].state == TrialState.RUNNING and "config" in trials[-1].user_attrs:
+            # kill while the last trial is being evaluated: it has reported a fold, so its
+            # config is recorded and its heartbeat is running
+            if n_complete >= min_complete and trials[-1].state == TrialState.RUNNING and trials[-1].intermediate_values:
                 break
             time.sleep(0.05)
     finally:
@@ -64,6 +77,7 @@ def _kill_mid_study(name: str, tmp_path: Path, min_complete: int = 3, limit: flo
         child.wait(timeout=30)
         log.close()
     assert child.returncode == -signal.SIGKILL
+    time.sleep(STALE_AFTER)  # the dead trial's heartbeat goes stale
 
 
 def test_resume_after_sigkill(tmp_path: Path) -> None:
@@ -89,20 +103,18 @@ def test_resume_after_sigkill(tmp_path: Path) -> None:
         assert (kept.value, kept.params, kept.datetime_start, kept.datetime_complete) == (
             t.value, t.params, t.datetime_start, t.datetime_complete)
         assert kept.user_attrs == t.user_attrs
-    # the trial the kill interrupted is failed, marked, and its config ran again
+    # the trial the kill interrupted is failed (not as the trial's own error), and its config ran again
     gone = after[lost.number]
-    assert gone.state == TrialState.FAIL
-    assert "interrupted" in gone.user_attrs["error"] and gone.user_attrs["interrupted"] is True
-    assert gone.params == lost.params
-    retries = [t for t in after.values() if t.user_attrs.get("retry_of") == lost.number]
+    assert gone.state == TrialState.FAIL and "error" not in gone.user_attrs
+    assert gone.params == lost.params and "model" in lost.params
+    retries = [t for t in after.values() if t.system_attrs.get("failed_trial") == lost.number]
     assert len(retries) == 1
     (retry,) = retries
     assert retry.number > max(before) and retry.state == TrialState.COMPLETE
-    # (a kill can land between ask and the last suggest: then the retry samples the rest)
-    assert {k: retry.params[k] for k in lost.params} == lost.params
-    assert retry.user_attrs["source"] == lost.user_attrs.get("source", "bo")
-    if "config" in lost.user_attrs:
-        assert retry.user_attrs["config"] == lost.user_attrs["config"]
+    assert retry.params == lost.params  # the same model and config
+    assert retry.user_attrs.get("source", "bo") == lost.user_attrs.get("source", "bo")
+    assert retry.user_attrs.get("rationale") == lost.user_attrs.get("rationale")
+    assert len(retry.user_attrs["fold_values"]) == 3 and retry.value is not None
     # only the budget's remainder ran: the retry and one new trial
     new = [t for n, t in after.items() if n not in before]
     assert len(new) == 2 and all(t.state == TrialState.COMPLETE for t in new)
@@ -113,6 +125,7 @@ def test_resume_after_sigkill(tmp_path: Path) -> None:
     assert len(study.trials) == budget + 1  # plus the interrupted one, which does not count
     assert result.study_name == name and result.task.n_trials == budget
     assert result.n_trials == budget and result.n_failed == 0  # the interrupted trial is not a failure
+    assert list(result.trials.state).count("FAIL") == 1 and len(result.trials) == budget + 1
     assert result.report_path.is_file() and result.model_path.is_file()
     assert result.cv_score == pytest.approx(study.best_value)
 
@@ -123,27 +136,49 @@ def test_solve_again_with_the_same_name_resumes_after_an_abandoned_trial() -> No
     Assistant().solve(task)
     study = studies.load_study("abandoned")
     before = _snapshot("abandoned")
-    orphan = study.ask({"model": optuna.distributions.CategoricalDistribution(["decision_tree"])})
-    from hyperpilot.agent import StudySpace
-    from hyperpilot.cards import get_model_card
-
+    orphan = study.ask()
     StudySpace([get_model_card("decision_tree")]).suggest(orphan)
-    orphan.set_user_attr("source", "bo")
+    with studies.heartbeat(study, orphan):  # it ran for a moment, then its process died
+        pass
     orphan_params = studies.load_study("abandoned").trials[orphan.number].params
+    time.sleep(STALE_AFTER)
 
     result = Assistant().solve(task.model_copy(update={"n_trials": 5}))
 
     after = _snapshot("abandoned")
     for n, t in before.items():
         assert (after[n].state, after[n].value, after[n].datetime_complete) == (t.state, t.value, t.datetime_complete)
-    assert after[orphan.number].state == TrialState.FAIL
-    assert after[orphan.number].user_attrs["interrupted"] is True
-    retry = [t for t in after.values() if t.user_attrs.get("retry_of") == orphan.number]
+    assert after[orphan.number].state == TrialState.FAIL and "error" not in after[orphan.number].user_attrs
+    retry = [t for t in after.values() if t.system_attrs.get("failed_trial") == orphan.number]
     assert len(retry) == 1 and retry[0].params == orphan_params and retry[0].state == TrialState.COMPLETE
+    assert retry[0].number == orphan.number + 1  # the queued retry runs first
+    assert "source" not in retry[0].user_attrs  # BO's, as the orphan was
     assert studies.n_finished(studies.load_study("abandoned")) == 5
     assert len(after) == 6
     assert result.n_trials == 5 and result.n_failed == 0
-    assert len(result.trials) == 6 and (result.trials.error.str.startswith("interrupted")).sum() == 1
+    assert len(result.trials) == 6 and list(result.trials.state).count("FAIL") == 1
+    # the memory (on by default) keeps the retry, not the dead trial as a failed config
+    from hyperpilot.memory import Memory
+
+    memory = Memory()
+    stored = {t.number: t.status for t in memory.trials("abandoned/decision_tree")}
+    memory.close()
+    assert stored == {n: "complete" for n in range(6) if n != orphan.number}
+
+
+def test_a_trial_with_a_fresh_heartbeat_is_not_taken_for_dead() -> None:
+    """Opening a study while another process's trial is alive (heartbeat recent) leaves it running."""
+    task = Task(data="sklearn:iris", models=["knn"], n_trials=2, cv_folds=2, study_name="alive")
+    Assistant().solve(task)
+    study = studies.load_study("alive")
+    other = study.ask()
+    StudySpace([get_model_card("knn")]).suggest(other)
+    with studies.heartbeat(study, other):  # the other process is still beating
+        result = Assistant().solve(task.model_copy(update={"n_trials": 3}))
+    trials = _snapshot("alive")
+    assert trials[other.number].state == TrialState.RUNNING
+    assert not any(t.system_attrs.get("failed_trial") is not None for t in trials.values())
+    assert result.n_trials == 3 and studies.n_finished(studies.load_study("alive")) == 3
 
 
 def test_resume_with_a_larger_budget_adds_trials() -> None:
@@ -155,7 +190,8 @@ def test_resume_with_a_larger_budget_adds_trials() -> None:
     for n, t in before.items():
         assert after[n].datetime_complete == t.datetime_complete and after[n].value == t.value
     assert after[0].user_attrs["source"] == "default"
-    assert [after[n].user_attrs["source"] for n in (2, 3)] == ["bo", "bo"]  # no second default
+    assert not any("source" in after[n].user_attrs for n in (2, 3))  # BO's: no second default
+    assert list(second.trials.source) == ["default", "bo", "bo", "bo"]
     assert second.task.n_trials == 4 and second.n_trials == 4
     assert first.task.metric == second.task.metric == "accuracy"
     # a resume with the budget already spent runs nothing new and still reports

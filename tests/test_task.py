@@ -47,10 +47,21 @@ def test_metric_checked_again_when_the_task_type_is_inferred() -> None:
 
 
 def test_unknown_sampler() -> None:
-    with pytest.raises(TaskError, match="unknown sampler 'cmaes'; choose tpe, gp or random"):
-        Task(data="x.csv", sampler="cmaes")
-    for ok in ("tpe", "gp", "random"):
+    with pytest.raises(TaskError, match="unknown sampler 'smac'; choose one of tpe, gp, random, qmc, cmaes, nsga2"):
+        Task(data="x.csv", sampler="smac")
+    for ok in ("tpe", "gp", "random", "qmc", "cmaes", "nsga2"):
         assert Task(data="x.csv", sampler=ok).sampler == ok
+
+
+def test_a_registered_sampler_is_a_valid_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    import optuna
+
+    from hyperpilot import samplers
+
+    monkeypatch.setattr(samplers, "SAMPLERS", dict(samplers.SAMPLERS))
+    samplers.register_sampler("mine", lambda seed, n, parallel: optuna.samplers.RandomSampler(seed=seed))
+    assert Task(data="x.csv", sampler="mine").sampler == "mine"
+    assert isinstance(samplers.make_sampler("mine", 0, 10), optuna.samplers.RandomSampler)
 
 
 @pytest.mark.parametrize("name", ["", "has space", "a/b", "../up", "-leading", "x" * 121, "ümlaut", "semi;colon"])

@@ -9,7 +9,7 @@
 - `layers.doctor()` says which layers are active on this machine (`hyperpilot doctor`).
 """
 
-from hyperpilot.sandbox.executor import SandboxExecutor, SandboxedModel
+from hyperpilot.sandbox.executor import SandboxedModel, SandboxExecutor
 from hyperpilot.sandbox.inprocess import InProcessExecutor
 from hyperpilot.sandbox.limits import Limits, SandboxError
 from hyperpilot.sandbox.result import SandboxResult

@@ -336,12 +336,15 @@ _SHARED: dict[tuple[Any, ...], Sandbox] = {}
 _SHARED_LOCK = threading.Lock()
 
 
-def shared_sandbox(limits: Limits | None = None, layer: str | None = None, slot: int = 0) -> Sandbox:
-    """One process-wide `Sandbox` per (limits, layer, layer environment, slot), so that every
-    `SandboxExecutor()` of a process reuses warm workers (slot i: the i-th parallel worker).
-    Closed at interpreter exit."""
+def shared_sandbox(limits: Limits | None = None, layer: str | None = None, slot: int = 0, *,
+                   untrusted: bool = False) -> Sandbox:
+    """One process-wide `Sandbox` per (limits, layer, layer environment, slot, untrusted), so
+    that every `SandboxExecutor()` of a process reuses warm workers (slot i: the i-th
+    parallel worker). Untrusted trainers get sandboxes of their own, in which nothing is
+    ever shared (`Sandbox.share`): a program must not find a trusted job's dataset in its
+    data folder. Closed at interpreter exit."""
     limits = limits or Limits(gpus=layers.gpu_indices() or None)
-    key = (limits, layer, os.environ.get(layers.ENV_LAYER), os.environ.get(layers.ENV_CGROUP), slot)
+    key = (limits, layer, os.environ.get(layers.ENV_LAYER), os.environ.get(layers.ENV_CGROUP), slot, untrusted)
     with _SHARED_LOCK:
         sandbox = _SHARED.get(key)
         if sandbox is None:
@@ -356,6 +359,14 @@ def unshare_file(sandbox: Sandbox, path: str) -> None:
             if str(p) == path:
                 del sandbox._shared[key]  # noqa: SLF001
                 Path(p).unlink(missing_ok=True)
+
+
+def clear_shared(sandbox: Sandbox) -> None:
+    """Forget and delete every file made by `Sandbox.share` (before an untrusted job runs)."""
+    with sandbox._lock:  # noqa: SLF001 - module-private helper of Sandbox
+        for p in sandbox._shared.values():  # noqa: SLF001
+            Path(p).unlink(missing_ok=True)
+        sandbox._shared.clear()  # noqa: SLF001
 
 
 @atexit.register

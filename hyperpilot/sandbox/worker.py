@@ -12,7 +12,9 @@ inside whatever isolation layers are active):
    instead of seconds; then say `{"ready": true}`.
 3. For every request line `{"run_dir", "timeout", "rlimits", "env", "log_cap"}` on the
    control pipe: fork a child that starts a new session, sets the rlimits, the minimal
-   environment and the run dir, and runs `job.run_job(run_dir)`, which writes
+   environment and the run dir, shuts the channels through which one trial could leave
+   data to the next (`deny_ipc`: System V IPC, POSIX message queues and kernel keyrings
+   outlive a process), and runs `job.run_job(run_dir)`, which writes
    `result.json` there. The worker keeps the child's stdout and stderr (pipes) up to
    `log_cap` bytes each, waits for the child with the wall-clock deadline, then kills
    every process the trial left behind (a `setsid` grandchild, a fork bomb) and replies
@@ -44,13 +46,58 @@ from typing import Any
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NO_NEW_PRIVS = 38
+PR_SET_SECCOMP = 22
 LEFTOVER_GRACE_S = 1.0
+# seccomp: (AUDIT_ARCH_*, syscalls that create or reach state which outlives the process:
+# shmget, semget, msgget, mq_open, add_key, request_key, keyctl)
+IPC_SYSCALLS = {
+    "x86_64": (0xC000003E, (29, 64, 68, 240, 248, 249, 250)),
+    "aarch64": (0xC00000B7, (194, 190, 186, 180, 217, 218, 219)),
+}
 
 
 def _prctl(option: int, arg: int) -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(option, ctypes.c_ulong(arg), 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), f"prctl({option}) failed")
+
+
+def deny_ipc() -> bool:
+    """Install a seccomp filter in this (trial) process and its descendants: the syscalls
+    of `IPC_SYSCALLS` fail with EPERM, and so does every syscall of a foreign ABI (i386,
+    x32), which could reach them under other numbers. The files a trial may write are
+    wiped after it, but System V shared memory, semaphores and message queues, POSIX
+    message queues and keyrings would outlive it in the sandbox: a fold's process, which
+    fits on the labels the next fold is scored on, could leave them there. False where
+    this machine's architecture is not known or seccomp is missing."""
+    import platform
+
+    arch = IPC_SYSCALLS.get(platform.machine())
+    if arch is None:
+        return False
+    audit, numbers = arch
+    ld, jeq, jset, ret = 0x20, 0x15, 0x45, 0x06  # BPF_LD|W|ABS, BPF_JMP|JEQ|K, BPF_JMP|JSET|K, BPF_RET|K
+    allow, deny = 0x7FFF0000, 0x00050000 | 1  # SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO | EPERM
+    prog: list[tuple[int, int, int, int]] = [(ld, 0, 0, 4), (jeq, 1, 0, audit), (ret, 0, 0, deny), (ld, 0, 0, 0)]
+    checks = ([(jset, 0x40000000)] if audit == 0xC000003E else []) + [(jeq, n) for n in numbers]
+    end = len(prog) + len(checks)  # index of "allow"; "deny" follows it
+    for op, k in checks:  # on a match jump to "deny" (jt counts the instructions skipped)
+        prog.append((op, end - len(prog), 0, k))
+    prog += [(ret, 0, 0, allow), (ret, 0, 0, deny)]
+
+    class Filter(ctypes.Structure):
+        _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte), ("jf", ctypes.c_ubyte), ("k", ctypes.c_uint)]
+
+    class Program(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(Filter))]
+
+    filters = (Filter * len(prog))(*[Filter(code, jt, jf, k) for code, jt, jf, k in prog])
+    fprog = Program(len(prog), filters)
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_NO_NEW_PRIVS, ctypes.c_ulong(1), 0, 0, 0) != 0:
+        return False
+    return bool(libc.prctl(PR_SET_SECCOMP, ctypes.c_ulong(2), ctypes.byref(fprog), 0, 0) == 0)
 
 
 def _job_module() -> Any:
@@ -189,6 +236,7 @@ def _child(req: dict[str, Any], out_w: int, err_w: int, close: list[int]) -> Non
                 value = min(value, ceiling)
             hard = value + 5 if name == "RLIMIT_CPU" else value
             resource.setrlimit(which, (value, hard if ceiling == resource.RLIM_INFINITY else min(hard, ceiling)))
+        deny_ipc()
         os.chdir(req["run_dir"])
         os.environ.clear()
         os.environ.update(req.get("env", {}))
