@@ -18,7 +18,10 @@ from hyperpilot import studies
 from hyperpilot.agent import Assistant
 from hyperpilot.agent.code_proposer import CodeProposer, ProgramChooser, best_program_trial, save_program
 from hyperpilot.cards import get_model_card
-from hyperpilot.core.types import Suggestion
+from hyperpilot.core.loop import StudyLoop
+from hyperpilot.core.proposer import CardDefaults, Proposer, StudyContext
+from hyperpilot.core.space import StudySpace
+from hyperpilot.core.types import Outcome, Suggestion
 from hyperpilot.data import load_dataset
 from hyperpilot.errors import TrialError
 from hyperpilot.sandbox import InProcessExecutor, Limits, SandboxedModel, SandboxExecutor
@@ -130,6 +133,27 @@ def test_program_chooser_runs_the_suggested_then_the_best_then_the_baseline_prog
     assert best is not None and best.user_attrs["code"] == IMPROVED
     assert chooser.code_for(_handle(CUSTOM_CODE))[0] == IMPROVED  # BO tunes the knobs of the best program
     assert chooser.program_of(study.trials[0]) == FIXED
+
+
+def test_a_program_is_new_with_the_knobs_of_a_tried_config() -> None:
+    """The loop drops a suggestion it has tried; for `custom_code` that is the same knobs
+    *and* the same program: a new program with the default knobs is a new trial."""
+    task = Task(data="sklearn:iris", models=[CUSTOM_CODE], n_trials=4, seed=0).resolved("multiclass")
+    study = optuna.create_study(direction="maximize")
+    default = get_model_card(CUSTOM_CODE).default_config()
+    todo = [FIXED, FIXED, IMPROVED]
+
+    class Programs(Proposer):
+        def suggest(self, ctx: StudyContext) -> Suggestion | None:
+            code = todo.pop(0) if todo else None
+            return None if code is None else Suggestion(CUSTOM_CODE, default, "code", attrs={"code_id": code_id(code), "code": code})
+
+    loop = StudyLoop(StudyContext(task, study, StudySpace([get_model_card(CUSTOM_CODE, "multiclass")])),
+                     lambda handle: Outcome(0.5, 0.0), [CardDefaults(), Programs()])
+    loop.run(4)
+    assert [t.user_attrs.get("code_id") for t in study.trials] == [None, code_id(FIXED), None, code_id(IMPROVED)]
+    assert [t.user_attrs.get("source", "bo") for t in study.trials] == ["default", "code", "bo", "code"]
+    assert loop.rejected == {"code": 1}  # the second FIXED with the same knobs
 
 
 def test_programs_never_run_in_the_coordinating_process() -> None:
