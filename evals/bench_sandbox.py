@@ -1,7 +1,8 @@
 """Sandbox benchmarks (docs/benchmarks.md, "Sandbox").
 
-1. Per-trial overhead: the same trainer and config, cross-validated by `InProcessExecutor`
-   (no sandbox) and by `SandboxExecutor` in each available layer, interleaved round by
+1. Per-trial overhead: the same trainer and config, cross-validated (`core.cv.CrossValidation`,
+   scored here from the trial's predictions) on `InProcessExecutor` (no sandbox) and on
+   `SandboxExecutor` in each available layer, interleaved round by
    round so that machine noise hits all alike. Overhead = median(sandboxed) − median(in
    process). The worker's one-off start (imports) is reported apart.
 2. Runner overhead alone: a no-op job through `Sandbox.run` per layer.
@@ -17,6 +18,7 @@
    `python3 evals/bench_sandbox.py --gpu-check`.
 
 Run: `nice -n 10 .venv/bin/python -m evals.bench_sandbox [--rounds N] [--json out.json]`
+(`python -m`, from the repository root: the trial handle comes from `evals.problems`)
 """
 
 from __future__ import annotations
@@ -33,10 +35,11 @@ from typing import Any
 
 if "--gpu-check" not in sys.argv:
     from hyperpilot.cards import get_model_card
+    from hyperpilot.core.cv import CrossValidation
+    from hyperpilot.core.loop import FixedTrial
     from hyperpilot.data import load_dataset
-    from hyperpilot.sandbox import Limits, Sandbox, SandboxExecutor, layers
+    from hyperpilot.sandbox import InProcessExecutor, Limits, Sandbox, SandboxExecutor, layers
     from hyperpilot.task import Task
-    from hyperpilot.tools import InProcessExecutor
 
 PARALLEL_FIT = """
 from sklearn.datasets import make_classification
@@ -65,12 +68,12 @@ def per_trial(rounds: int, model: str, data: str) -> dict[str, Any]:
     d = load_dataset(data)
     task = Task(data=data, models=[model], cv_folds=5).resolved("binary")
     config = get_model_card(model).default_config()
-    executors: dict[str, Any] = {"in_process": InProcessExecutor()}
+    executors: dict[str, Any] = {"in_process": CrossValidation(InProcessExecutor(), d.X, d.y, task)}
     startup: dict[str, float] = {}
     for layer in _available():
-        ex = SandboxExecutor(sandbox=Sandbox(Limits(), layer))
+        ex = CrossValidation(SandboxExecutor(sandbox=Sandbox(Limits(), layer)), d.X, d.y, task)
         start = time.perf_counter()
-        ex.run(model, config, d.X, d.y, task)  # starts the worker: imports, once per worker
+        ex(FixedTrial(model, config))  # starts the worker: imports, once per worker
         startup[layer] = time.perf_counter() - start
         executors[layer] = ex
     times: dict[str, list[float]] = {k: [] for k in executors}
@@ -78,14 +81,13 @@ def per_trial(rounds: int, model: str, data: str) -> dict[str, Any]:
     for _ in range(rounds):
         for name, ex in executors.items():
             start = time.perf_counter()
-            out = ex.run(model, config, d.X, d.y, task)
+            out = ex(FixedTrial(model, config))
             times[name].append(time.perf_counter() - start)
-            if out.evaluation is None:
+            if out.value is None:
                 raise RuntimeError(f"{name}: {out.error}")
-            values[name] = out.evaluation.value
+            values[name] = out.value
     for ex in executors.values():
-        if isinstance(ex, SandboxExecutor):
-            ex.close()
+        ex.executor.close()
     base = statistics.median(times["in_process"])
     return {
         "model": model, "data": data, "rounds": rounds,

@@ -81,7 +81,8 @@ def context(dataset: str, model: str, metric: str, n_history: int, seed: int) ->
     task = task.resolved("regression" if dataset == "diabetes" else "binary" if dataset == "breast_cancer" else "multiclass")
     X_train, _, y_train, _ = split(data, task)
     card = DatasetCard.profile(Dataset(data.name, X_train, y_train, data.target), task.task_type)  # type: ignore[arg-type]
-    study = optuna.create_study(direction=task.direction, sampler=optuna.samplers.RandomSampler(seed=seed))
+    study = optuna.create_study(direction=task.direction, sampler=optuna.samplers.RandomSampler(seed=seed),
+                                pruner=optuna.pruners.NopPruner())  # Optuna's default would prune after a fold
     ctx = StudyContext(task, study, StudySpace([get_model_card(model)]), card)
     objective = CrossValidation(InProcessExecutor(), X_train, y_train, task)
     StudyLoop(ctx, objective).run(n_history)

@@ -80,7 +80,8 @@ def run(bench: Bench, budget: int, seed: int, warm: list[dict[str, Any]]) -> tup
     """hyperpilot's `StudyLoop` with Optuna's default TPE (seeded) as the BO engine and `warm`
     configs queued first; returns observed accuracies and configs, in trial order."""
     rng = np.random.default_rng(seed + 7919)
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed),
+                                pruner=optuna.pruners.NopPruner())
     ctx = StudyContext(Task(data=f"hpobench:{bench.name}", seed=seed, n_trials=budget), study, StudySpace([CARD]))
     obs: list[float] = []
     configs: list[dict[str, Any]] = []

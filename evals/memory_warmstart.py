@@ -56,7 +56,8 @@ def run(problem: Problem, n: int, seed: int, warm: list[dict[str, Any]]) -> dict
     """hyperpilot's loop on `problem`: default, `warm` configs, then TPE; scores in the
     metric's natural sign."""
     task = Task(**problem.task_fields(seed)).resolved(problem.task_type())
-    study = optuna.create_study(direction=task.direction, sampler=studies.make_sampler(task, 0))
+    study = optuna.create_study(direction=task.direction, sampler=studies.make_sampler(task, 0),
+                                pruner=optuna.pruners.NopPruner())  # as the Assistant: Optuna's default would prune after a fold
     ctx = StudyContext(task, study, StudySpace([get_model_card(problem.model)]))
     values: list[float | None] = []
     configs: list[dict[str, Any]] = []

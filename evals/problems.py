@@ -110,6 +110,8 @@ class BayesmarkProblem:
             config = self.space().validate(config)
         except Exception:  # noqa: BLE001 - a config the space rejects fails like a trial
             return None
+        from hyperpilot.core.loop import FixedTrial
+
         return cv(FixedTrial(self.model, config, seed=task.split_seed)).value
 
     def loss(self, config: dict[str, Any]) -> float:
@@ -142,21 +144,6 @@ class BayesmarkProblem:
 
     def problem(self) -> Problem:
         return Problem(self.name, self.space(), self.loss, self.holdout_loss, task=self.task_fields(seed=0), card=self.card)
-
-
-class FixedTrial:
-    """A trial handle for one fixed config outside a study (what `CrossValidation` reads:
-    model, config, seed, and a report channel that never prunes)."""
-
-    def __init__(self, model: str, config: dict[str, Any], seed: int = 0) -> None:
-        self.model, self.config, self.seed = model, config, seed
-        self.steps: list[float] = []
-
-    def report(self, value: float, step: int) -> None:
-        self.steps.append(float(value))
-
-    def should_prune(self) -> bool:
-        return False
 
 
 def bayesmark_problems(subset: str = "all") -> list[Problem]:

@@ -77,7 +77,7 @@ class Hyperpilot(Method):
 
         start = time.perf_counter()
         card = table_card(problem)
-        study = optuna.create_study(sampler=make_sampler("tpe", seed, budget))  # minimise the loss
+        study = optuna.create_study(sampler=make_sampler("tpe", seed, budget), pruner=optuna.pruners.NopPruner())  # minimise the loss
         ctx = StudyContext(Task(data=problem.name, seed=seed, n_trials=budget), study, StudySpace([card]))
         trace = Trace()
 

@@ -35,7 +35,7 @@ from optuna.trial import TrialState
 
 from hyperpilot import studies
 from hyperpilot.cards import get_model_card
-from hyperpilot.core.loop import TrialHandle
+from hyperpilot.core.loop import FixedTrial, TrialHandle
 from hyperpilot.core.proposer import Proposer, StudyContext
 from hyperpilot.core.types import Suggestion, TrialRecord
 from hyperpilot.trainers.code import (
@@ -212,7 +212,7 @@ class ProgramChooser:
         self.study = study
         self.study_name = study_name
 
-    def code_for(self, handle: TrialHandle) -> tuple[str | None, dict[str, Any]]:
+    def code_for(self, handle: TrialHandle | FixedTrial) -> tuple[str | None, dict[str, Any]]:
         """(the program, attrs to store with the trial); (None, {}) for other models."""
         if handle.model != CUSTOM_CODE:
             return None, {}

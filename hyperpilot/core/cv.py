@@ -5,7 +5,11 @@ every optimiser sees the same objective); the executor runs the trainer and repo
 fold's predictions; the metric is computed here (`core.scoring`), reported to the trial
 as the running mean (so a pruner can stop a poor trial after a fold), and the trial's
 value is the mean over folds. `refit` fits the best config on all training rows through
-the same executor (same limits) and scores the held-out rows here."""
+the same executor (same limits) and scores the held-out rows here.
+
+The study's pruner sees every fold: Optuna's default `MedianPruner` (what a bare
+`optuna.create_study()` gets) prunes after a fold; set `optuna.pruners.NopPruner()` on the
+study for none (`Assistant` does unless given a pruner)."""
 
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ import pandas as pd
 from sklearn.model_selection import KFold, StratifiedKFold
 
 from hyperpilot.core.executor import Executor, Job, Response
-from hyperpilot.core.loop import TrialHandle
+from hyperpilot.core.loop import FixedTrial, TrialHandle
 from hyperpilot.core.scoring import checked_value, response_for, score
 from hyperpilot.core.types import Outcome
 from hyperpilot.errors import HyperpilotError, TaskError, TrialError
@@ -56,7 +60,7 @@ class CrossValidation:
         return Job(model=model, config=config, task=self.task, X=self.X, y=self.y, folds=kw.pop("folds", self.folds),
                    responses=self.responses, seed=seed, code=code, n_classes=self.n_classes, **kw)
 
-    def __call__(self, handle: TrialHandle) -> Outcome:
+    def __call__(self, handle: TrialHandle | FixedTrial) -> Outcome:
         start = time.perf_counter()
         code, attrs = (None, {}) if self.code_for is None else self.code_for(handle)
         values: list[float] = []

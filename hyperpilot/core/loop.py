@@ -70,6 +70,31 @@ class TrialHandle:
             return bool(self.trial.should_prune())
 
 
+class FixedTrial:
+    """A handle for one config outside any study (scoring a given config, benchmarks'
+    baselines): the same fields as a `TrialHandle`; reports are kept, never pruned."""
+
+    def __init__(self, model: str, config: dict[str, Any], seed: int = 0, source: str = "fixed") -> None:
+        self.suggestion = Suggestion(model, config, source)
+        self.seed = seed
+        self.number = -1
+        self.steps: list[float] = []
+
+    @property
+    def model(self) -> str:
+        return self.suggestion.model
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.suggestion.config
+
+    def report(self, value: float, step: int) -> None:
+        self.steps.append(float(value))
+
+    def should_prune(self) -> bool:
+        return False
+
+
 class Objective(Protocol):
     """Runs one trial; returns an `Outcome` (never raises for what the trial does)."""
 
