@@ -21,10 +21,9 @@ def _startup(n_trials: int) -> int:
 
 
 def _tpe(seed: int, n_trials: int, parallel: bool) -> optuna.samplers.BaseSampler:
-    # constant_liar: with several trials in flight, TPE treats the running ones as bad so
-    # it does not propose the same region twice
-    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=_startup(n_trials),
-                                      constant_liar=parallel)
+    # Optuna's default constant_liar=True: TPE treats running trials as bad, so with several
+    # in flight it does not propose the same region twice (and one worker is unaffected)
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=_startup(n_trials))
 
 
 def _gp(seed: int, n_trials: int, parallel: bool) -> optuna.samplers.BaseSampler:
