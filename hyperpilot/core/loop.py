@@ -42,21 +42,11 @@ class TrialHandle:
     def __init__(self, trial: optuna.Trial, suggestion: Suggestion, seed: int) -> None:
         self.trial = trial
         self.suggestion = suggestion
+        self.model, self.config = suggestion.model, suggestion.config
+        self.number = trial.number
         self.seed = seed
         self.steps: list[float] = []
         self._lock = threading.Lock()
-
-    @property
-    def number(self) -> int:
-        return self.trial.number
-
-    @property
-    def model(self) -> str:
-        return self.suggestion.model
-
-    @property
-    def config(self) -> dict[str, Any]:
-        return self.suggestion.config
 
     def report(self, value: float, step: int) -> None:
         """An intermediate value (after a fold, an epoch) — the pruner sees it."""
@@ -76,17 +66,10 @@ class FixedTrial:
 
     def __init__(self, model: str, config: dict[str, Any], seed: int = 0, source: str = "fixed") -> None:
         self.suggestion = Suggestion(model, config, source)
+        self.model, self.config = model, config
         self.seed = seed
         self.number = -1
         self.steps: list[float] = []
-
-    @property
-    def model(self) -> str:
-        return self.suggestion.model
-
-    @property
-    def config(self) -> dict[str, Any]:
-        return self.suggestion.config
 
     def report(self, value: float, step: int) -> None:
         self.steps.append(float(value))
