@@ -102,13 +102,16 @@ def test_two_workers_run_in_parallel_and_skip_running_configs() -> None:
     cfg = KNN.default_config()
     same = Fixed("same", [dict(cfg, n_neighbors=3)] * 3)  # the same config while it is still running
     running, peak = [0], [0]
-    lock = threading.Lock()
+    lock, both = threading.Lock(), threading.Event()
 
     def slow(handle: TrialHandle) -> Outcome:
         with lock:
             running[0] += 1
             peak[0] = max(peak[0], running[0])
-        time.sleep(0.3)
+            if running[0] == 2:
+                both.set()
+        both.wait(timeout=10)  # a second trial starts while this one runs (however slow the machine)
+        time.sleep(0.05)
         with lock:
             running[0] -= 1
         return _value(handle)
