@@ -1,12 +1,20 @@
 """Loading a dataset (CSV, Parquet or a scikit-learn built-in) and checking that it can be
-used for a task. Every problem is one `DataError` line that says what to do."""
+used for a task. Every problem is one `DataError` line that says what to do.
+
+Checked before the first trial: the file decodes (`encoding`, default UTF-8), the target
+exists and has values, no numeric cell is infinite (missing ones are fine: imputed), the
+target fits the task type (`check_target`), the held-out split can hold every class
+(`split`) and every class has a training row per cross-validation fold (`check_folds`)."""
 
 from __future__ import annotations
 
+import codecs
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
@@ -30,13 +38,15 @@ class Dataset:
     target: str
 
 
-def load_dataset(ref: str, target: str | None = None) -> Dataset:
-    """Load `ref` — a CSV/Parquet path or `sklearn:NAME` — and split off `target`."""
+def load_dataset(ref: str, target: str | None = None, encoding: str | None = None) -> Dataset:
+    """Load `ref` — a CSV/Parquet path or `sklearn:NAME` — and split off `target`.
+
+    `encoding` is the text encoding of a CSV file (default UTF-8; e.g. latin-1, cp1252)."""
     if ref.startswith(SKLEARN_PREFIX):
         frame, name = _load_sklearn(ref[len(SKLEARN_PREFIX):]), ref
         target = target or "target"
     else:
-        frame, name = _load_file(Path(ref).expanduser()), Path(ref).stem
+        frame, name = _load_file(Path(ref).expanduser(), encoding), Path(ref).stem
     if frame.empty or len(frame.columns) == 0:
         raise DataError(f"'{ref}' has no rows; give a table with at least a header and data rows")
     if target is None:
@@ -44,13 +54,18 @@ def load_dataset(ref: str, target: str | None = None) -> Dataset:
             f"no target column given for '{ref}'; pass --target with one of: {_cols(frame)}"
         )
     if target not in frame.columns:
-        raise DataError(f"target column '{target}' is not in '{ref}'; columns are: {_cols(frame)}")
+        raise DataError(f"target column '{_name(target)}' is not in '{ref}'; columns are: {_cols(frame)}")
+    duplicated = frame.columns[frame.columns.duplicated()].unique()
+    if len(duplicated):
+        raise DataError(f"'{ref}' has several columns named {', '.join(repr(_name(c)) for c in duplicated[:5])}; "
+                        "give every column its own name")
     frame = frame.dropna(subset=[target])
     if len(frame) < 10:
         raise DataError(f"'{ref}' has {len(frame)} rows with a target value; at least 10 are needed")
     X = frame.drop(columns=[target])
     if X.shape[1] == 0:
-        raise DataError(f"'{ref}' has no feature columns besides the target '{target}'")
+        raise DataError(f"'{ref}' has no feature columns besides the target '{_name(target)}'")
+    check_finite(X, frame[target], ref)
     return Dataset(name=name, X=X.reset_index(drop=True), y=frame[target].reset_index(drop=True), target=target)
 
 
@@ -62,10 +77,60 @@ def split(data: Dataset, task: Task) -> tuple[pd.DataFrame, pd.DataFrame, pd.Ser
     stratify = None
     if task.task_type != "regression" and data.y.value_counts().min() >= 2:
         stratify = data.y
+        n_classes, n_rows = data.y.nunique(), len(data.y)
+        n_test = math.ceil(task.test_size * n_rows)  # as scikit-learn rounds it
+        if min(n_test, n_rows - n_test) < n_classes:
+            raise DataError(
+                f"target '{_name(data.y.name)}' of '{task.data}' has {n_classes} classes, but its {n_rows} rows split "
+                f"into {n_rows - n_test} for training and {n_test} held out ({task.test_size:g}); each part needs a row "
+                "of every class: add rows, or drop or merge rare classes"
+            )
     X_train, X_test, y_train, y_test = train_test_split(
         data.X, data.y, test_size=task.test_size, random_state=task.split_seed, stratify=stratify
     )
     return X_train, X_test, y_train, y_test
+
+
+def check_finite(X: pd.DataFrame, y: pd.Series, ref: str) -> None:
+    """Raise `DataError` naming the numeric columns (features or target) that hold inf or -inf.
+    Missing values (NaN) are fine: a feature's are imputed, a target's rows dropped."""
+    if _has_inf(y):
+        n = int(y.isin([np.inf, -np.inf]).sum())
+        raise DataError(
+            f"target '{_name(y.name)}' of '{ref}' has {n} infinite value(s) (inf or -inf); drop those rows or "
+            "replace them with finite numbers (rows with an empty target are dropped)"
+        )
+    bad = [(c, int(X[c].isin([np.inf, -np.inf]).sum())) for c in X.columns if _has_inf(X[c])]
+    if bad:
+        names = ", ".join(f"'{_name(c)}' ({n} row{'s' if n > 1 else ''})" for c, n in bad[:5])
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        raise DataError(
+            f"column{'s' if len(bad) > 1 else ''} {names}{more} of '{ref}' hold infinite values (inf or -inf), "
+            "which no model can use; replace them with finite numbers, or leave the cells empty (missing values are imputed)"
+        )
+
+
+def check_folds(y_train: pd.Series, task: Task) -> None:
+    """Raise `DataError` if the training split cannot make `task.cv_folds` folds: fewer rows
+    than folds, or (classification) a class with fewer training rows than folds."""
+    k, ref = task.cv_folds, task.data
+    if len(y_train) < k:
+        raise DataError(f"the training split of '{ref}' has {len(y_train)} rows, fewer than the {k} "
+                        f"cross-validation folds; pass --folds {max(2, len(y_train))} or fewer, or add rows")
+    if task.task_type == "regression":
+        return
+    counts = y_train.value_counts()
+    small = counts[counts < k]
+    if small.empty:
+        return
+    listed = ", ".join(f"{_name(c)!r} ({n} row{'s' if n > 1 else ''})" for c, n in small.head(5).items())
+    more = f" and {len(small) - 5} more" if len(small) > 5 else ""
+    fix = f"pass --folds {int(small.min())} or fewer, or " if small.min() >= 2 else ""
+    raise DataError(
+        f"class{'es' if len(small) > 1 else ''} {listed}{more} of target '{_name(y_train.name)}' in '{ref}' "
+        f"{'have' if len(small) > 1 else 'has'} fewer training rows than the {k} cross-validation folds "
+        f"(after holding out {task.test_size:g} of the rows); {fix}drop or merge rare classes, or add rows"
+    )
 
 
 def infer_task_type(y: pd.Series) -> TaskType:
@@ -86,26 +151,26 @@ def check_target(y: pd.Series, task_type: TaskType, ref: str) -> None:
     if task_type == "regression":
         if not ptypes.is_numeric_dtype(y) or ptypes.is_bool_dtype(y):
             raise DataError(
-                f"target '{y.name}' of '{ref}' is not numeric ({y.dtype}), so it cannot be "
+                f"target '{_name(y.name)}' of '{ref}' is not numeric ({y.dtype}), so it cannot be "
                 "regressed; use --task binary or multiclass"
             )
         if y.nunique() < 2:
-            raise DataError(f"target '{y.name}' of '{ref}' has a single value ({y.iloc[0]!r}); there is nothing to predict")
+            raise DataError(f"target '{_name(y.name)}' of '{ref}' has a single value ({_name(y.iloc[0])!r}); there is nothing to predict")
         return
     counts = y.value_counts()
     if len(counts) < 2:
         raise DataError(
-            f"target '{y.name}' of '{ref}' has a single class ({counts.index[0]!r}); "
+            f"target '{_name(y.name)}' of '{ref}' has a single class ({_name(counts.index[0])!r}); "
             "a classifier needs at least two"
         )
-    rare = [str(c) for c in counts.index[counts < 2]]
+    rare = [_name(c) for c in counts.index[counts < 2]]
     if rare:  # it could not be both trained on and held out, nor stratified
         raise DataError(
-            f"class(es) {', '.join(rare[:5])}{' …' if len(rare) > 5 else ''} of target '{y.name}' in '{ref}' "
+            f"class(es) {', '.join(rare[:5])}{' …' if len(rare) > 5 else ''} of target '{_name(y.name)}' in '{ref}' "
             "have a single row; a classifier needs at least two per class (drop or merge them)"
         )
     if task_type == "binary" and len(counts) > 2:
-        raise DataError(f"target '{y.name}' of '{ref}' has {len(counts)} classes; use --task multiclass")
+        raise DataError(f"target '{_name(y.name)}' of '{ref}' has {len(counts)} classes; use --task multiclass")
 
 
 def _load_sklearn(name: str) -> pd.DataFrame:
@@ -118,25 +183,52 @@ def _load_sklearn(name: str) -> pd.DataFrame:
     return frame
 
 
-def _load_file(path: Path) -> pd.DataFrame:
+def _load_file(path: Path, encoding: str | None = None) -> pd.DataFrame:
     if not path.exists():
         raise DataError(f"data file '{path}' does not exist; check the path")
     if path.is_dir():
         raise DataError(f"'{path}' is a folder; give a CSV or Parquet file")
+    if encoding is not None:
+        try:
+            codecs.lookup(encoding)
+        except (LookupError, ValueError):
+            raise DataError(f"unknown encoding {encoding!r}; use e.g. utf-8, latin-1, cp1252 or utf-16") from None
     suffix = path.suffix.lower()
     try:
         if suffix in (".parquet", ".pq"):
             return pd.read_parquet(path)
         if suffix in (".csv", ".txt", ".tsv") or suffix == "":
-            return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
+            return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", encoding=encoding)
     except pd.errors.EmptyDataError:
         raise DataError(f"'{path}' is empty; give a table with a header and data rows") from None
+    except UnicodeError as e:
+        where = f" (byte {e.object[e.start:e.start + 1]!r} at offset {e.start})" if isinstance(e, UnicodeDecodeError) else ""
+        other = "cp1252 or utf-16" if (encoding or "").lower().replace("_", "-") in ("latin-1", "latin1", "iso-8859-1") else "latin-1"
+        raise DataError(f"cannot read '{path}' as {encoding or 'utf-8'} text{where}; give the file's encoding, "
+                        f"e.g. --encoding {other}") from None
     except Exception as e:  # noqa: BLE001 - any parser failure is the user's file
-        raise DataError(f"cannot read '{path}': {type(e).__name__}: {str(e).splitlines()[0]}") from e
+        raise DataError(f"cannot read '{path}': {type(e).__name__}: {_first_line(e)}") from e
     raise DataError(f"unsupported file type '{suffix}' for '{path}'; use .csv or .parquet")
 
 
+def _has_inf(values: pd.Series) -> bool:
+    if not ptypes.is_numeric_dtype(values) or ptypes.is_bool_dtype(values):
+        return False
+    return bool(values.isin([np.inf, -np.inf]).any())
+
+
+def _name(value: object) -> str:
+    """A column name or class label for a one-line message: control characters escaped."""
+    text = str(value)
+    return text if text.isprintable() else "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
+def _first_line(e: BaseException) -> str:
+    lines = [line for line in str(e).splitlines() if line.strip()]
+    return lines[0][:300] if lines else "(no message)"
+
+
 def _cols(frame: pd.DataFrame, limit: int = 20) -> str:
-    names = [str(c) for c in frame.columns]
+    names = [_name(c) for c in frame.columns]
     more = f" … (+{len(names) - limit})" if len(names) > limit else ""
     return ", ".join(names[:limit]) + more

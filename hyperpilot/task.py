@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import re
 import secrets
 import time
@@ -41,6 +42,7 @@ class Task(BaseModel):
     test_size: float = Field(0.2, gt=0, lt=0.9)
     sampler: str = Field("tpe", description="BO engine: a name registered in hyperpilot.samplers (tpe, gp, random, qmc, cmaes, …)")
     study_name: str | None = None
+    encoding: str | None = Field(None, description="text encoding of a CSV file (default UTF-8), e.g. latin-1")
 
     @model_validator(mode="wrap")
     @classmethod
@@ -55,6 +57,16 @@ class Task(BaseModel):
     @classmethod
     def _sampler(cls, v: str) -> str:
         return check_sampler(v)
+
+    @field_validator("encoding")
+    @classmethod
+    def _encoding(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                codecs.lookup(v)
+            except (LookupError, ValueError):
+                raise TaskError(f"unknown encoding {v!r}; use e.g. utf-8, latin-1, cp1252 or utf-16") from None
+        return v
 
     @field_validator("metric")
     @classmethod

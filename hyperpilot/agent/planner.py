@@ -21,7 +21,7 @@ from typing import Any, Literal, TypeVar, Union
 
 from pydantic import BaseModel, Field, ValidationError, create_model
 
-from hyperpilot.agent.llm.base import LLM, LLMTimeout, LLMUnavailable, Message
+from hyperpilot.agent.llm.base import LLM, LLMTimeout, LLMUnavailable, Message, redact
 from hyperpilot.cards.model import ModelCard
 from hyperpilot.core.proposer import config_key
 from hyperpilot.core.space import StudySpace
@@ -135,7 +135,7 @@ class Planner:
         except Exception as e:  # noqa: BLE001 - a backend bug must not stop the study
             self.stats.unavailable += 1
             self.stats.seconds += time.perf_counter() - start
-            raise LLMUnavailable(f"{self.llm.describe()} raised {type(e).__name__}: {e}") from e
+            raise LLMUnavailable(redact(f"{self.llm.describe()} raised {type(e).__name__}: {e}")) from None
         self.stats.seconds += completion.seconds
         self.stats.prompt_tokens += completion.prompt_tokens
         self.stats.completion_tokens += completion.completion_tokens

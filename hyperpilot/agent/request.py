@@ -71,7 +71,7 @@ def parse_request(text: str, llm: LLM | None = None, *, cwd: Path | None = None,
     if not data.startswith(SKLEARN_PREFIX):
         data = _existing(data, cwd)
     fields["data"] = data
-    columns = _columns(data)
+    columns = _columns(data, overrides.get("encoding"))
     if columns is None:
         fields.pop("target", None)  # built-in datasets: the target is 'target'
     elif "target" in fields:
@@ -159,7 +159,7 @@ def _existing(data: str, cwd: Path | None) -> str:
     return str(path)
 
 
-def _columns(data: str) -> list[str] | None:
+def _columns(data: str, encoding: str | None = None) -> list[str] | None:
     if data.startswith(SKLEARN_PREFIX):
         return None
     import pandas as pd
@@ -169,7 +169,11 @@ def _columns(data: str) -> list[str] | None:
             import pyarrow.parquet as pq
 
             return [str(c) for c in pq.read_schema(data).names]
-        return [str(c) for c in pd.read_csv(data, nrows=0, sep="\t" if data.lower().endswith(".tsv") else ",").columns]
+        return [str(c) for c in pd.read_csv(data, nrows=0, sep="\t" if data.lower().endswith(".tsv") else ",",
+                                            encoding=encoding).columns]
+    except UnicodeError:
+        raise TaskError(f"cannot decode the header of '{data}' as {encoding or 'utf-8'}; give the file's encoding, "
+                        "e.g. --encoding latin-1") from None
     except Exception as e:  # noqa: BLE001 - any parser failure is the user's file
         raise TaskError(f"cannot read the columns of '{data}': {type(e).__name__}: {e}") from e
 

@@ -4,8 +4,13 @@
     embedded:PATH.gguf       another GGUF file in this process
     none                     no LLM: pure Bayesian optimisation
     scripted                 the deterministic test model
-    openai:MODEL             OpenAI (key from OPENAI_API_KEY or HYPERPILOT_API_KEY)
-    http://HOST:PORT/v1#MODEL   any OpenAI-compatible server (vLLM, Ollama, llama.cpp server)
+    openai:MODEL             OpenAI (key from OPENAI_API_KEY, else HYPERPILOT_API_KEY)
+    http://HOST:PORT/v1#MODEL   any OpenAI-compatible server (vLLM, Ollama, llama.cpp server);
+                             key from HYPERPILOT_API_KEY, never OPENAI_API_KEY
+
+`openai:` and `http(s)://` specs may end with `?key_env=NAME` (or `resolve_llm(spec,
+key_env=NAME)`, the CLI's `--llm-key-env NAME`): the key is then read from `$NAME` instead.
+A key is never sent over plain http to a host other than this machine (see `openai_compat`).
 
 A LangChain chat model object can be passed wrapped in `ChatModelLLM`.
 """
@@ -18,7 +23,7 @@ from collections.abc import Callable
 from hyperpilot.agent.llm.base import LLM, Completion, LLMTimeout, LLMUnavailable, Message
 from hyperpilot.agent.llm.chat_model import ChatModelLLM
 from hyperpilot.agent.llm.embedded import EmbeddedLLM, check_runtime, smollm2_path
-from hyperpilot.agent.llm.openai_compat import OpenAICompatLLM
+from hyperpilot.agent.llm.openai_compat import OpenAICompatLLM, check_key_env
 from hyperpilot.agent.llm.scripted import ScriptedLLM
 from hyperpilot.errors import LLMError
 
@@ -29,6 +34,8 @@ __all__ = [
 
 DEFAULT_SPEC = "embedded"
 NONE_SPECS = ("none", "off", "bo")
+KEY_ENV_SUFFIX = "?key_env="
+_KEYED = ("openai", "http", "https")  # the prefixes whose spec may name a key variable
 
 
 def _embedded(rest: str) -> LLM:
@@ -48,9 +55,7 @@ def _http(spec: str) -> LLM:
 def _openai(model: str) -> LLM:
     if not model:
         raise LLMError("--llm openai: names no model; e.g. openai:gpt-4o-mini")
-    if not (os.environ.get("HYPERPILOT_API_KEY") or os.environ.get("OPENAI_API_KEY")):
-        raise LLMUnavailable(f"--llm openai:{model} needs a key: set OPENAI_API_KEY or HYPERPILOT_API_KEY")
-    return OpenAICompatLLM(model=model)
+    return OpenAICompatLLM(model=model)  # resolve_llm checks the key
 
 
 _FACTORIES: dict[str, Callable[[str], LLM]] = {
@@ -67,10 +72,12 @@ def register_backend(prefix: str, factory: Callable[[str], LLM]) -> None:
     _FACTORIES[prefix] = factory
 
 
-def resolve_llm(spec: LLM | str | None) -> LLM | None:
+def resolve_llm(spec: LLM | str | None, *, key_env: str | None = None) -> LLM | None:
     """An `LLM` for a spec string (see the module docstring); `None` means no LLM.
 
-    A missing install or key raises `LLMError` with what to do."""
+    `key_env` names the environment variable that holds the key of an `openai:` or
+    `http(s)://` backend (other backends ignore it). A missing install or key, or a key that
+    would go over plain http to another machine, raises `LLMError` with what to do."""
     if isinstance(spec, LLM):
         return spec
     if spec is None:
@@ -84,7 +91,14 @@ def resolve_llm(spec: LLM | str | None) -> LLM | None:
         raise LLMError(
             f"unknown --llm {spec!r}; use embedded, none, scripted, openai:MODEL or http://HOST:PORT/v1#MODEL"
         )
-    return factory(rest)
+    if prefix.lower() in _KEYED and KEY_ENV_SUFFIX in rest:
+        rest, _, key_env = rest.rpartition(KEY_ENV_SUFFIX)
+    llm = factory(rest)
+    if isinstance(llm, OpenAICompatLLM):
+        if key_env:
+            llm.api_key_env = check_key_env(key_env)
+        llm.key()  # fail now, before any study, on a missing key or one that would go out in the clear
+    return llm
 
 
 def default_spec() -> str:

@@ -16,6 +16,8 @@ range) is not an error here; the planner feeds it back to the model with a retry
 
 from __future__ import annotations
 
+import os
+import re
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -25,6 +27,30 @@ from hyperpilot.errors import LLMError
 
 Message = dict[str, str]
 """One chat message: `{"role": "system" | "user" | "assistant", "content": "..."}`."""
+
+
+KEY_VARIABLES = ("OPENAI_API_KEY", "HYPERPILOT_API_KEY")
+_SECRETS: set[str] = set()
+_TOKEN = re.compile(r"(?i)\b(bearer\s+|sk-)[A-Za-z0-9._~+/=-]{6,}")
+
+
+def remember_secret(value: str | None) -> None:
+    """Have `redact` hide `value` (a key a backend sends) from now on."""
+    if value and len(value.strip()) >= 4:
+        _SECRETS.add(value.strip())
+
+
+def redact(text: str) -> str:
+    """`text` with every known key (remembered ones, `$OPENAI_API_KEY`, `$HYPERPILOT_API_KEY`)
+    and anything shaped like one (`sk-…`, `Bearer …`) replaced by `***`."""
+    secrets = set(_SECRETS)
+    for name in KEY_VARIABLES:
+        value = (os.environ.get(name) or "").strip()
+        if len(value) >= 4:
+            secrets.add(value)
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return _TOKEN.sub(lambda m: m.group(1) + "***", text)
 
 
 class LLMUnavailable(LLMError):
@@ -71,7 +97,14 @@ class LLM(ABC):
         if timeout <= 0:
             raise LLMError(f"timeout must be > 0 seconds, got {timeout}")
         start = time.perf_counter()
-        completion = self._chat(messages, schema, max_tokens, timeout)
+        try:
+            completion = self._chat(messages, schema, max_tokens, timeout)
+        except LLMError as e:  # no key in a message that is logged and stored in the study
+            clean, cause = redact(str(e)), e.__cause__
+            if clean != str(e) or (cause is not None and redact(str(cause)) != str(cause)):
+                e.args = (clean, *e.args[1:])
+                raise e from None  # nor in a chained client error, which a traceback would show
+            raise
         if completion.seconds:
             return completion
         return Completion(completion.text, completion.prompt_tokens, completion.completion_tokens,
