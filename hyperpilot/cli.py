@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Callable
 from typing import Annotated, Optional
@@ -77,29 +78,49 @@ def _show_llm(study_name: str) -> None:
 
 
 LLM_HELP = ("Planner LLM: embedded (SmolLM2-135M in this process, the default), none (pure BO), "
-            "openai:MODEL, or http://HOST:PORT/v1#MODEL (any OpenAI-compatible server; key from "
-            "HYPERPILOT_API_KEY or OPENAI_API_KEY).")
+            "openai:MODEL (key: OPENAI_API_KEY), or http://HOST:PORT/v1#MODEL (any OpenAI-compatible server; "
+            "key: HYPERPILOT_API_KEY, never OPENAI_API_KEY; no key over plain http to another machine).")
+LLM_KEY_ENV_HELP = ("Name of the environment variable holding the --llm server's API key (e.g. VLLM_API_KEY), "
+                    "instead of OPENAI_API_KEY / HYPERPILOT_API_KEY.")
 NO_MEMORY_HELP = "Neither warm-start from the trial memory nor add this study to it."
 NO_SANDBOX_HELP = "Debugging only: run trials in this process, without isolation, limits or timeout."
 TRIAL_TIMEOUT_HELP = "Seconds one trial may run; a slower trial is killed (whole process tree) and recorded as failed."
+TRIAL_MEMORY_HELP = ("MiB of memory one trial may use (its whole process tree); default $HYPERPILOT_TRIAL_MEMORY_MB, "
+                     "else 75% of the memory available at start, at least 2048.")
 RATE_HELP = "Share of BO steps the LLM replaces (0-1); default set by benchmark (docs/benchmarks.md)."
 
 # The agent options that solve, resume and demo share, declared once
 LlmOption = Annotated[Optional[str], typer.Option("--llm", envvar="HYPERPILOT_LLM", help=LLM_HELP)]
 RateOption = Annotated[Optional[float], typer.Option("--llm-rate", help=RATE_HELP)]
+LlmKeyEnvOption = Annotated[Optional[str], typer.Option("--llm-key-env", envvar="HYPERPILOT_LLM_KEY_ENV",
+                                                        metavar="NAME", help=LLM_KEY_ENV_HELP)]
 NoMemoryOption = Annotated[bool, typer.Option("--no-memory", help=NO_MEMORY_HELP)]
 TrialTimeoutOption = Annotated[Optional[float], typer.Option("--trial-timeout", help=TRIAL_TIMEOUT_HELP)]
+TrialMemoryOption = Annotated[Optional[int], typer.Option("--trial-memory", min=1, metavar="MIB", help=TRIAL_MEMORY_HELP)]
 NoSandboxOption = Annotated[bool, typer.Option("--no-sandbox", help=NO_SANDBOX_HELP)]
 WorkersOption = Annotated[int, typer.Option("--workers", "-w", min=1, help="Trials to run at once (each in its own sandboxed worker).")]
 # solve's options -> Task fields, for overriding what a natural-language request says
 _OVERRIDES = {"data": "data", "target": "target", "model": "models", "metric": "metric", "task_type": "task_type",
               "trials": "n_trials", "timeout": "timeout", "seed": "seed", "folds": "cv_folds", "sampler": "sampler",
-              "study": "study_name"}
+              "study": "study_name", "encoding": "encoding"}
 
 
-def _executor(no_sandbox: bool, trial_timeout: Optional[float], workers: int = 1) -> object:
+class _Warnings(logging.Handler):
+    """Shows the sandbox's warnings (a layer weaker than bubblewrap) on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        err.print(f"[bold yellow]WARNING:[/bold yellow] {escape(record.getMessage())}", soft_wrap=True)
+
+
+_WARNINGS = _Warnings(logging.WARNING)
+
+
+def _executor(no_sandbox: bool, trial_timeout: Optional[float], workers: int = 1, trial_memory: Optional[int] = None) -> object:
     """The trial executor for the CLI: the sandbox, or (loudly) none."""
-    from hyperpilot.sandbox import InProcessExecutor, SandboxExecutor
+    from hyperpilot.sandbox import InProcessExecutor, SandboxExecutor, default_limits
+
+    if _WARNINGS not in logging.getLogger("hyperpilot.sandbox").handlers:
+        logging.getLogger("hyperpilot.sandbox").addHandler(_WARNINGS)
 
     if trial_timeout is not None and trial_timeout <= 0:
         raise HyperpilotError(f"--trial-timeout must be > 0 seconds, got {trial_timeout:g}")
@@ -108,7 +129,15 @@ def _executor(no_sandbox: bool, trial_timeout: Optional[float], workers: int = 1
                   "with its environment and files, no resource caps" + (" and no --trial-timeout" if trial_timeout else "")
                   + "; custom_code programs still run sandboxed. Use this for debugging only.", soft_wrap=True)
         return InProcessExecutor(workers=workers)
-    return SandboxExecutor(trial_timeout=trial_timeout, workers=workers)
+    limits = None if trial_memory is None else default_limits(memory_mb=trial_memory)
+    return SandboxExecutor(limits, trial_timeout=trial_timeout, workers=workers)
+
+
+def _planner(llm: Optional[str], key_env: Optional[str]) -> object:
+    """The planner LLM of --llm and --llm-key-env ("none" for none); a bad key setup fails here."""
+    from hyperpilot.agent.llm import default_spec, resolve_llm
+
+    return resolve_llm(llm or default_spec(), key_env=key_env) or "none"
 
 
 def _fail(e: HyperpilotError) -> None:
@@ -132,10 +161,13 @@ def solve(
     folds: int = typer.Option(5, "--folds", help="Cross-validation folds."),
     sampler: str = typer.Option("tpe", "--sampler", help="BO engine: tpe (multivariate TPE), gp (Gaussian process), random, qmc, cmaes (needs the cmaes package) or nsga2."),
     study: Optional[str] = typer.Option(None, "--study", help="Study name; an existing name resumes that study. Default: a new name per run."),
+    encoding: Optional[str] = typer.Option(None, "--encoding", help="Text encoding of a CSV file (default utf-8), e.g. latin-1 or cp1252."),
     llm: LlmOption = None,
+    llm_key_env: LlmKeyEnvOption = None,
     llm_rate: RateOption = None,
     no_memory: NoMemoryOption = False,
     trial_timeout: TrialTimeoutOption = None,
+    trial_memory: TrialMemoryOption = None,
     no_sandbox: NoSandboxOption = False,
     workers: WorkersOption = 1,
 ) -> None:
@@ -146,10 +178,11 @@ def solve(
     from hyperpilot.task import Task
 
     try:
-        planner_llm = resolve_llm(llm or default_spec())
+        planner_llm = resolve_llm(llm or default_spec(), key_env=llm_key_env)
         if request:
             options = {"data": data, "target": target, "model": model, "metric": metric, "task_type": task_type,
-                       "trials": trials, "timeout": timeout, "seed": seed, "folds": folds, "sampler": sampler, "study": study}
+                       "trials": trials, "timeout": timeout, "seed": seed, "folds": folds, "sampler": sampler, "study": study,
+                       "encoding": encoding}
             given = {_OVERRIDES[k]: v for k, v in options.items() if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
             task = task_from_text(request, llm=planner_llm, **given)
         elif data is None:
@@ -158,9 +191,10 @@ def solve(
             task = Task(
                 data=data, target=target, models=model, metric=metric, task_type=task_type,  # type: ignore[arg-type]
                 n_trials=trials, timeout=timeout, seed=seed, cv_folds=folds, sampler=sampler, study_name=study,
+                encoding=encoding,
             )
         _show(_run(lambda a: a.solve(task), task.n_trials, llm=planner_llm or "none", llm_rate=llm_rate,
-                     memory=not no_memory, executor=_executor(no_sandbox, trial_timeout, workers), workers=workers))
+                     memory=not no_memory, executor=_executor(no_sandbox, trial_timeout, workers, trial_memory), workers=workers))
     except HyperpilotError as e:
         _fail(e)
     except ValueError as e:  # pydantic range checks on the options
@@ -172,16 +206,19 @@ def resume(
     name: str = typer.Argument(..., help="Study name (see `hyperpilot studies list`)."),
     trials: Optional[int] = typer.Option(None, "--trials", "-n", help="New total budget; default: the study's own."),
     llm: LlmOption = None,
+    llm_key_env: LlmKeyEnvOption = None,
     llm_rate: RateOption = None,
     no_memory: NoMemoryOption = False,
     trial_timeout: TrialTimeoutOption = None,
+    trial_memory: TrialMemoryOption = None,
     no_sandbox: NoSandboxOption = False,
     workers: WorkersOption = 1,
 ) -> None:
     """Continue a study by name, e.g. after the process was killed. Completed trials are kept."""
     try:
-        _show(_run(lambda a: a.resume(name, trials), trials or 0, llm=llm, llm_rate=llm_rate, memory=not no_memory,
-                   executor=_executor(no_sandbox, trial_timeout, workers), workers=workers))
+        _show(_run(lambda a: a.resume(name, trials), trials or 0, llm=_planner(llm, llm_key_env), llm_rate=llm_rate,
+                   memory=not no_memory,
+                   executor=_executor(no_sandbox, trial_timeout, workers, trial_memory), workers=workers))
     except HyperpilotError as e:
         _fail(e)
 
@@ -190,9 +227,11 @@ def resume(
 def demo(
     trials: int = typer.Option(15, "--trials", "-n", help="Trials to run."),
     llm: LlmOption = None,
+    llm_key_env: LlmKeyEnvOption = None,
     llm_rate: RateOption = None,
     no_memory: NoMemoryOption = False,
     trial_timeout: TrialTimeoutOption = None,
+    trial_memory: TrialMemoryOption = None,
     no_sandbox: NoSandboxOption = False,
     workers: WorkersOption = 1,
 ) -> None:
@@ -202,8 +241,8 @@ def demo(
     console.print("[bold]demo:[/bold] tuning a histogram gradient-boosting classifier on sklearn:breast_cancer (ROC AUC)")
     try:
         task = Task(data="sklearn:breast_cancer", models=["hist_gradient_boosting"], metric="roc_auc", n_trials=trials)
-        _show(_run(lambda a: a.solve(task), trials, llm=llm, llm_rate=llm_rate, memory=not no_memory,
-                   executor=_executor(no_sandbox, trial_timeout, workers), workers=workers))
+        _show(_run(lambda a: a.solve(task), trials, llm=_planner(llm, llm_key_env), llm_rate=llm_rate, memory=not no_memory,
+                   executor=_executor(no_sandbox, trial_timeout, workers, trial_memory), workers=workers))
     except HyperpilotError as e:
         _fail(e)
 

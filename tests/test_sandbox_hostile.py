@@ -488,3 +488,44 @@ def test_a_refit_that_outlives_the_trial_timeout_is_stopped() -> None:
     best = studies.load_study(summary.study_name).best_trial
     assert best.user_attrs.get("attack") == "sleepy", "the sleeping program must be the best trial for this test"
     assert not leftovers(ex)
+
+
+SHADOW = "root:$6$Gx9Qm1ZtS3cr3tS4$Vd8Yk2hf0sJ3Q0h5rEzq1wB9ZLwqgkX7cP9Xy8mQ3lAbC:19700:0:99999:7:::"
+TOKEN = "c2stbGl2ZS1zZWNyZXQtdG9rZW4tMTIzNDU2Nzg5MGFiY2RlZmdoaWprbG1ub3A="
+LEAKY = '''import pandas as pd
+
+
+def build(config):
+    lines = pd.read_csv({path!r}, sep="\\x01", header=None)[0]
+    raise ValueError(" ".join(lines) + " read from {path}")
+'''
+FIXED = "from sklearn.tree import DecisionTreeClassifier\n\n\ndef build(config):\n    return DecisionTreeClassifier()\n"
+
+
+def test_what_a_weak_layer_lets_a_program_read_never_reaches_the_llm(tmp_path: Path) -> None:
+    """Under unshare a program (one the code gate accepts) reads a shadow-like file and
+    raises with its content: the repair prompt sent to the code writer and the study's
+    attributes carry the exception type and a scrubbed line, not the file."""
+    from hyperpilot.agent.code_proposer import CodeProposer
+
+    if not layers.unshare_status()[0]:
+        pytest.skip("unshare does not work here")
+    secret = tmp_path / "shadow"
+    secret.write_text(f"{SHADOW}\n{TOKEN}\n")
+    prompts: list[str] = []
+
+    def writer(prompt: str) -> str:
+        prompts.append(prompt)
+        return "```python\n" + (FIXED if prompt.startswith("Your program failed") else LEAKY.format(path=str(secret))) + "```"
+
+    ex = SandboxExecutor(TEST_LIMITS, layer="unshare", trial_timeout=30)
+    task = Task(data="sklearn:iris", models=[CUSTOM_CODE], cv_folds=2, n_trials=3, seed=0)
+    result = _assistant(proposers=[CodeProposer(writer, max_programs=1, max_repairs=1)], executor=ex).solve(task)
+    failed = [t for t in studies.load_study(result.study_name).trials if t.state.name == "FAIL"]
+    assert len(failed) == 1 and len(prompts) == 2 and prompts[1].startswith("Your program failed")
+    stored = str(failed[0].user_attrs)
+    assert "ValueError: <redacted> <redacted> read from <path>" in failed[0].user_attrs["error"]
+    for text in (prompts[1], stored, str(studies.load_study(result.study_name).user_attrs)):
+        for leaked in ("$6$", "Gx9Qm1", "19700:0:99999", TOKEN[:20]):
+            assert leaked not in text, (leaked, text)
+    assert "ValueError: <redacted>" in prompts[1]

@@ -28,10 +28,10 @@ from hyperpilot.core.loop import StudyLoop
 from hyperpilot.core.proposer import CardDefaults, Proposer, StudyContext
 from hyperpilot.core.space import StudySpace
 from hyperpilot.core.types import Result, TrialRecord, trial_seed
-from hyperpilot.data import Dataset, check_target, infer_task_type, load_dataset, split
+from hyperpilot.data import Dataset, check_folds, check_target, infer_task_type, load_dataset, split
 from hyperpilot.errors import HyperpilotError, StudyError
 from hyperpilot.report import write_report
-from hyperpilot.sandbox import SandboxExecutor
+from hyperpilot.sandbox import SandboxExecutor, warn_weak_sandbox
 from hyperpilot.task import Task
 from hyperpilot.trainers import FittedModel
 
@@ -89,12 +89,13 @@ class Assistant:
         if isinstance(self.sampler, str):
             task = task.model_copy(update={"sampler": self.sampler})
             task = Task.model_validate(task.model_dump())
-        data = load_dataset(task.data, task.target)
+        data = load_dataset(task.data, task.target, encoding=task.encoding)
         task_type = task.task_type or infer_task_type(data.y)
         check_target(data.y, task_type, task.data)
         task = task.resolved(task_type)
         space = StudySpace([get_model_card(m, task_type) for m in task.models])
         X_train, X_test, y_train, y_test = split(data, task)
+        check_folds(y_train, task)  # before any trial: every fold can train on every class
         card = DatasetCard.profile(Dataset(data.name, X_train, y_train, data.target), task_type)
 
         study = studies.open_study(task)
@@ -102,6 +103,7 @@ class Assistant:
                          else studies.make_sampler(task, len(study.trials), parallel=self.workers > 1))
         study.pruner = self.pruner or optuna.pruners.NopPruner()
         executor = self.executor or SandboxExecutor(workers=self.workers)
+        warn_weak_sandbox(executor)  # once per solve: under unshare/plain a trial can read this machine's files
         programs = ProgramChooser(study, str(task.study_name))
         objective = CrossValidation(executor, X_train, y_train, task, code_for=programs.code_for)
         ctx = StudyContext(task, study, space, card)

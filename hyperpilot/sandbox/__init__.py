@@ -6,13 +6,17 @@
 - `Sandbox` runs a job (`module:function`) in a worker inside the strongest isolation
   layers available (`layers`: bubblewrap, unshare, or rlimits + a subreaper), with caps
   (`Limits`) and a whole-tree kill on timeout; results come back as files.
-- `layers.doctor()` says which layers are active on this machine (`hyperpilot doctor`).
+- `layers.doctor()` says which layers are active on this machine (`hyperpilot doctor`);
+  `warn_weak_sandbox(executor)` logs a one-line warning when trials would run in a layer
+  weaker than bubblewrap (`Assistant.solve` calls it once per solve).
+- `default_limits(**caps)`: the default `Limits` (with this machine's GPUs), some caps changed.
 """
 
-from hyperpilot.sandbox.executor import SandboxedModel, SandboxExecutor
+from hyperpilot.sandbox.executor import SandboxedModel, SandboxExecutor, warn_weak_sandbox
 from hyperpilot.sandbox.inprocess import InProcessExecutor
 from hyperpilot.sandbox.limits import Limits, SandboxError
 from hyperpilot.sandbox.result import SandboxResult
-from hyperpilot.sandbox.runner import Sandbox
+from hyperpilot.sandbox.runner import Sandbox, default_limits
 
-__all__ = ["InProcessExecutor", "Limits", "Sandbox", "SandboxError", "SandboxExecutor", "SandboxResult", "SandboxedModel"]
+__all__ = ["InProcessExecutor", "Limits", "Sandbox", "SandboxError", "SandboxExecutor", "SandboxResult", "SandboxedModel",
+           "default_limits", "warn_weak_sandbox"]

@@ -4,7 +4,13 @@ Lifecycle: `CgroupV1.available()` finds the controllers this process may write t
 group in each hierarchy); `create(name, memory_bytes, max_pids)` makes a child group with
 the caps; `wrap(command)` prefixes a command with a tiny `sh` that moves itself into the
 group before it `exec`s, so every process of the sandbox is born inside it; `kill()`
-SIGKILLs everything in the group (escapees included); `remove()` kills and deletes it.
+SIGKILLs everything in the group (escapees included); `remove()` kills and deletes it
+(a `Sandbox` does when its worker stops or it closes). Groups are named
+`hyperpilot-<owner pid>-…`: `sweep_stale()` deletes the empty ones whose owner died
+without removing them (a `kill -9` of the coordinator).
+OOM kills are read from `memory.oom_control` (`oom_kill N`), or `memory.events` where a
+hierarchy has it; `memory.failcnt` only where neither does (it also counts charges that
+reclaim satisfied, and missed the OOM kills on the machines measured).
 cgroup v2 is not used (on the machines measured it has no controllers delegated)."""
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ import time
 from pathlib import Path
 
 CONTROLLERS = ("memory", "pids")
+PREFIX = "hyperpilot-"  # + owner pid + "-" + unique part
+STALE_AFTER_S = 60.0  # a group younger than this may be between its mkdir and its first process
 
 
 def _mounts() -> dict[str, Path]:
@@ -108,12 +116,56 @@ class CgroupV1:
         return out
 
     def oom_kills(self) -> int:
-        """How often the memory cap was hit (failcnt), 0 without a memory group."""
+        """How many processes the group's OOM killer killed so far (0 without a memory group)."""
         path = self.paths.get("memory")
-        try:
-            return int((path / "memory.failcnt").read_text()) if path else 0
+        if path is None:
+            return 0
+        for name in ("memory.oom_control", "memory.events"):
+            try:
+                lines = (path / name).read_text().splitlines()
+            except OSError:
+                continue
+            for line in lines:
+                key, _, value = line.partition(" ")
+                if key == "oom_kill" and value.strip().isdigit():
+                    return int(value)
+        try:  # an old kernel without the oom_kill counter
+            return int((path / "memory.failcnt").read_text())
         except (OSError, ValueError):
             return 0
+
+    @staticmethod
+    def sweep_stale(prefix: str = PREFIX) -> list[Path]:
+        """Delete the groups `hyperpilot-<pid>-…` whose owner `pid` is dead, that are
+        empty and older than `STALE_AFTER_S`; return them. A group with a process in it
+        is left alone (rmdir refuses it), so a live sandbox of another pid namespace that
+        shares the hierarchy is never touched."""
+        removed: list[Path] = []
+        now = time.time()
+        for base in CgroupV1.available().values():
+            try:
+                entries = list(base.iterdir())
+            except OSError:
+                continue
+            for path in entries:
+                pid = path.name[len(prefix):].split("-", 1)[0] if path.name.startswith(prefix) else ""
+                if not pid.isdigit() or int(pid) == os.getpid():
+                    continue
+                try:
+                    os.kill(int(pid), 0)
+                    continue
+                except ProcessLookupError:
+                    pass
+                except PermissionError:
+                    continue
+                try:
+                    if now - path.stat().st_mtime < STALE_AFTER_S:
+                        continue
+                    path.rmdir()
+                    removed.append(path)
+                except OSError:
+                    pass
+        return removed
 
     def kill(self) -> None:
         for _ in range(200):

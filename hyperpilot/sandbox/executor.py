@@ -25,10 +25,13 @@ Each `run(job, on_report)`:
    besides its predictions (a `result.json` with a score, say) is never believed.
 
 `close()` stops the sandboxes this executor made (shared ones die with the process).
+`warn_weak_sandbox(executor)` logs, once per call (a solve makes one), the one-line warning
+of a layer weaker than bubblewrap.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import queue
@@ -51,6 +54,7 @@ from hyperpilot.sandbox.result import SandboxResult
 from hyperpilot.sandbox.runner import Sandbox, clear_shared, shared_sandbox, unshare_file
 from hyperpilot.task import Task
 
+log = logging.getLogger("hyperpilot.sandbox")
 MAX_ERROR_CHARS = 500
 PROGRAM_FILE = "program.py"
 TRAINER_FILE = "trainer.pkl"
@@ -286,6 +290,23 @@ class SandboxExecutor:
             self._data.clear()
         if self._given is not None:
             self._given.close()
+
+
+def warn_weak_sandbox(executor: object) -> str | None:
+    """Log (logger "hyperpilot.sandbox", WARNING) and return the one-line warning when the
+    layer a `SandboxExecutor` runs trials in is weaker than bubblewrap (what is not
+    isolated, how to install bubblewrap); None for bwrap and for other executors. A forced
+    layer that is missing is left to fail, with its own error, when the first trial starts."""
+    if not isinstance(executor, SandboxExecutor):
+        return None
+    try:
+        layer = executor._given.layer if executor._given is not None else layers.choose(executor.layer)  # noqa: SLF001
+    except Exception:  # noqa: BLE001 - SandboxError: reported when a trial starts
+        return None
+    text = layers.weak_layer_warning(layer)
+    if text:
+        log.warning(text)
+    return text
 
 
 def _line(e: BaseException) -> str:

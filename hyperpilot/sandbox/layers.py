@@ -17,7 +17,13 @@ works, or the one forced with the `layer` argument or `$HYPERPILOT_SANDBOX`):
 
 Independently, a cgroup v1 group caps memory and processes of the whole tree where this
 process may create one (`$HYPERPILOT_SANDBOX_CGROUP=0` turns it off), and GPUs are passed
-through where /dev/nvidia* exist."""
+through where /dev/nvidia* exist.
+
+The disk quota (`Limits.max_disk_mb`) is measured by the worker under every layer (the
+run dir, where the trial's TMPDIR is outside bwrap); under a bwrap that has `--size` the
+private /tmp and /dev/shm are also tmpfs mounts of that size. `weak_layer_warning` is the one line a
+solve logs when it runs under `unshare` or `plain` (what is not isolated, and how to get
+bubblewrap)."""
 
 from __future__ import annotations
 
@@ -88,6 +94,39 @@ def bwrap_status() -> tuple[bool, bool, str]:
 
 
 @functools.cache
+def bwrap_has_size() -> bool:
+    """Whether this bwrap knows `--size` (a size cap for the next `--tmpfs`)."""
+    exe = shutil.which("bwrap")
+    if exe is None:
+        return False
+    try:
+        done = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return "--size" in done.stdout + done.stderr
+
+
+INSTALL_BWRAP = "install bubblewrap (apt-get install bubblewrap, dnf install bubblewrap) for full isolation"
+WEAK = {
+    "unshare": ("trials get no network and cannot see or signal this process, but they CAN read this machine's "
+                "files (home folders, the repository, /etc/shadow when run as root) and write outside their run "
+                "dir; what they read can reach the study's error messages (scrubbed and cut to a short line)"),
+    "plain": ("trials run as this user with rlimits only (and a cgroup where one can be made): they CAN read and "
+              "write this machine's files, reach the network, and signal (kill) this process, though they start "
+              "in a session and process group of their own"),
+}
+
+
+def weak_layer_warning(layer: str) -> str | None:
+    """One line when `layer` is weaker than bubblewrap (what is not isolated, how to fix
+    it), else None."""
+    if layer not in WEAK:
+        return None
+    why = bwrap_status()[2] if not bwrap_status()[0] else "bubblewrap was not chosen"
+    return f"sandbox layer '{layer}' is weaker than bubblewrap ({why}): {WEAK[layer]}; {INSTALL_BWRAP}."
+
+
+@functools.cache
 def setpriv_path() -> str | None:
     exe = shutil.which("setpriv")
     if exe and _probe([exe, "--pdeathsig", "KILL", _TRUE])[0]:
@@ -147,8 +186,9 @@ def python_binds() -> list[str]:
 
 
 def command(layer: str, *, python: list[str], runs: Path, data: Path, env: dict[str, str],
-            gpus: tuple[int, ...] | None, extra_ro: tuple[str, ...] = ()) -> list[str]:
-    """The argv that starts `python` (the worker command) inside `layer`."""
+            gpus: tuple[int, ...] | None, extra_ro: tuple[str, ...] = (), tmp_mb: int | None = None) -> list[str]:
+    """The argv that starts `python` (the worker command) inside `layer`; under bwrap the
+    private /tmp and /dev/shm hold at most `tmp_mb` MiB each (where bwrap has `--size`)."""
     if layer == "bwrap":
         _, userns, _ = bwrap_status()
         args = [shutil.which("bwrap") or "bwrap", "--die-with-parent", "--new-session", "--unshare-all"]
@@ -159,7 +199,8 @@ def command(layer: str, *, python: list[str], runs: Path, data: Path, env: dict[
             args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
         # The private /tmp comes before the binds: a venv or checkout that lives under /tmp
         # (a CI clone, say) must be bound on top of it, not hidden by it.
-        args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/dev/shm", "--tmpfs", "/tmp"]
+        size = ["--size", str(tmp_mb * 1024 * 1024)] if tmp_mb is not None and bwrap_has_size() else []
+        args += ["--proc", "/proc", "--dev", "/dev", *size, "--tmpfs", "/dev/shm", *size, "--tmpfs", "/tmp"]
         for p in (*python_binds(), *extra_ro):
             args += ["--ro-bind", p, p]
         if gpus:
@@ -200,6 +241,8 @@ def doctor() -> list[Check]:
     checks.append(Check("rlimits (AS, CPU, FSIZE, NOFILE, NPROC)", True,
                         "NPROC is ignored by the kernel for root: the pids cgroup bounds forks" if root else "all enforced"))
     checks.append(Check("child subreaper + process-tree kill", sys.platform.startswith("linux"), "prctl(PR_SET_CHILD_SUBREAPER)"))
+    checks.append(Check("disk quota of a trial", True, "run dir measured by the worker"
+                        + ("; bwrap's /tmp and /dev/shm are sized tmpfs" if ok and bwrap_has_size() else "")))
     gpus = gpu_indices()
     checks.append(Check("GPU pass-through", bool(gpus), f"GPUs {list(gpus)}" if gpus else "no /dev/nvidia* devices"))
     try:

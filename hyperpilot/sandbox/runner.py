@@ -12,17 +12,27 @@ Lifecycle:
   `result.json`, explains a failure in one line and deletes the run dir.
 - The worker is replaced after `max_trials_per_worker` jobs, or when it dies or stops
   answering (then the whole sandbox — bwrap, its namespaces, its cgroup — is killed).
-- `close()` (also at interpreter exit) kills the worker and removes the root folder.
+- `close()` (also at interpreter exit) kills the worker, removes its cgroup and the root
+  folder. What a SIGKILLed process left (root folders, empty cgroups) is swept by the next
+  process that starts a sandbox, once their owner pid is dead.
+- A failed job's message and traceback are scrubbed (`result.clean_result`) before
+  anything else sees them: under the weaker layers a trial can read this machine's files.
 
-One job runs at a time per `Sandbox` (a lock serialises `run`).
+One job runs at a time per `Sandbox` (a lock serialises `run`). Workers are started from
+one long-lived thread (`_spawn`): the parent-death signal the layers set (bwrap's and the
+plain worker's --die-with-parent, setpriv --pdeathsig) fires when the *thread* that started
+a process ends, so a worker started by a trial thread used to be SIGKILLed when the study
+loop's thread pool shut down (the refit then found it dead, or, under plain, died with it).
 """
 
 from __future__ import annotations
 
 import atexit
+import concurrent.futures
 import dataclasses
 import json
 import os
+import queue
 import shutil
 import subprocess
 import sys
@@ -35,11 +45,12 @@ from pathlib import Path
 from typing import Any
 
 from hyperpilot.sandbox import layers
+from hyperpilot.sandbox.cgroup import PREFIX as CGROUP_PREFIX
 from hyperpilot.sandbox.cgroup import CgroupV1
 from hyperpilot.sandbox.handle import MAX_RESULT_BYTES, WorkerHandle, minimal_env
 from hyperpilot.sandbox.job import RESULT, SPEC
 from hyperpilot.sandbox.limits import Limits, MiB, SandboxError
-from hyperpilot.sandbox.result import SandboxResult, explain
+from hyperpilot.sandbox.result import SandboxResult, clean_result, explain, scrub
 
 DEFAULT_PRELOAD = ("hyperpilot.sandbox.executor", "hyperpilot.trainers", "sklearn.model_selection")
 DEFAULT_WARMUP = "hyperpilot.sandbox.executor:warmup"
@@ -172,14 +183,14 @@ class Sandbox:
         if self.warmup:
             python += ["--warmup", self.warmup]
         cmd = layers.command(layer, python=python, runs=root / "runs", data=root / "data", env=env,
-                             gpus=limits.gpus, extra_ro=self.extra_ro)
+                             gpus=limits.gpus, extra_ro=self.extra_ro, tmp_mb=limits.max_disk_mb)
         cgroup = self._make_cgroup(limits)
         if cgroup is not None:
             cmd = cgroup.wrap(cmd)
         log = open(root / "worker.log", "ab")  # noqa: SIM115 - handed to the child
         try:
-            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, cwd=root,
-                                    env=env, start_new_session=True, close_fds=True)
+            proc = _spawn(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, cwd=root,
+                          env=env, start_new_session=True, close_fds=True)
         except OSError as e:
             if cgroup is not None:
                 cgroup.remove()
@@ -201,10 +212,11 @@ class Sandbox:
         want = layers.cgroup_wanted() if self.use_cgroup is None else self.use_cgroup
         if not want or not CgroupV1.available():
             return None
+        CgroupV1.sweep_stale()
         memory = None if limits.memory_mb is None else (limits.memory_mb + WORKER_HEADROOM_MB) * MiB
         pids = None if limits.max_processes is None else limits.max_processes + 16
         try:
-            return CgroupV1.create(f"hyperpilot-{os.getpid()}-{id(self):x}-{time.monotonic_ns()}", memory, pids)
+            return CgroupV1.create(f"{CGROUP_PREFIX}{os.getpid()}-{id(self):x}-{time.monotonic_ns()}", memory, pids)
         except OSError:
             return None
 
@@ -229,6 +241,7 @@ class Sandbox:
         request = {
             "run_dir": str(run_dir), "timeout": limits.wall_seconds, "rlimits": rlimits,
             "env": minimal_env(str(run_dir), tmp, limits.gpus), "log_cap": limits.max_log_kb * 1024,
+            "disk_cap": None if limits.max_disk_mb is None else limits.max_disk_mb * MiB,
         }
         oom_before = worker.cgroup.oom_kills() if worker.cgroup else 0
         start = time.monotonic()
@@ -248,7 +261,11 @@ class Sandbox:
                 else ("sandbox", "the sandbox worker died or stopped answering; the whole sandbox was killed")
             return SandboxResult(False, error=error, kind=kind, seconds=seconds, layer=worker.layer,
                                  stderr_tail=_tail(run_dir / "stderr.txt"))
-        result = _read_result(run_dir / RESULT)
+        program = files.get(focus) if focus else None
+        result = clean_result(_read_result(run_dir / RESULT), str(run_dir), focus,
+                              program.decode("utf-8", "replace") if isinstance(program, bytes) else program)
+        left = reply.get("leftovers")
+        reply["leftovers"] = [scrub(str(x), str(run_dir), 120) for x in left[:20]] if isinstance(left, list) else []
         kind, error = explain(reply, result, limits, oom)
         details = {k: reply.get(k) for k in ("cpu_seconds", "max_rss_kb", "stdout_dropped", "stderr_dropped", "status", "code", "signal")}
         return SandboxResult(
@@ -258,6 +275,32 @@ class Sandbox:
             stdout_tail=_tail(run_dir / "stdout.txt"), stderr_tail=_tail(run_dir / "stderr.txt"),
             leftovers=list(reply.get("leftovers") or []), details=details,
         )
+
+
+_SPAWN_QUEUE: queue.Queue[tuple[list[str], dict[str, Any], concurrent.futures.Future[subprocess.Popen[bytes]]]] = queue.Queue()
+_SPAWNER: list[threading.Thread] = []
+_SPAWNER_LOCK = threading.Lock()
+
+
+def _spawner() -> None:
+    while True:
+        cmd, kw, done = _SPAWN_QUEUE.get()
+        try:
+            done.set_result(subprocess.Popen(cmd, **kw))  # noqa: S603 - the worker command built above
+        except BaseException as e:  # noqa: BLE001 - handed to the caller
+            done.set_exception(e)
+
+
+def _spawn(cmd: list[str], **kw: Any) -> subprocess.Popen[bytes]:
+    """`subprocess.Popen(cmd, **kw)`, run by a thread that lives as long as this process
+    (see the module's docstring)."""
+    with _SPAWNER_LOCK:
+        if not _SPAWNER or not _SPAWNER[0].is_alive():
+            _SPAWNER[:] = [threading.Thread(target=_spawner, name="hyperpilot-sandbox-spawner", daemon=True)]
+            _SPAWNER[0].start()
+    done: concurrent.futures.Future[subprocess.Popen[bytes]] = concurrent.futures.Future()
+    _SPAWN_QUEUE.put((cmd, kw, done))
+    return done.result()
 
 
 def _collect(res: SandboxResult, run_dir: Path, names: tuple[str, ...], limits: Limits) -> SandboxResult:
@@ -336,6 +379,11 @@ _SHARED: dict[tuple[Any, ...], Sandbox] = {}
 _SHARED_LOCK = threading.Lock()
 
 
+def default_limits(**caps: Any) -> Limits:
+    """`Limits()` with this machine's GPUs, and `caps` (e.g. `memory_mb=4096`) changed."""
+    return Limits(**{"gpus": layers.gpu_indices() or None, **caps})
+
+
 def shared_sandbox(limits: Limits | None = None, layer: str | None = None, slot: int = 0, *,
                    untrusted: bool = False) -> Sandbox:
     """One process-wide `Sandbox` per (limits, layer, layer environment, slot, untrusted), so
@@ -343,7 +391,7 @@ def shared_sandbox(limits: Limits | None = None, layer: str | None = None, slot:
     parallel worker). Untrusted trainers get sandboxes of their own, in which nothing is
     ever shared (`Sandbox.share`): a program must not find a trusted job's dataset in its
     data folder. Closed at interpreter exit."""
-    limits = limits or Limits(gpus=layers.gpu_indices() or None)
+    limits = limits or default_limits()
     key = (limits, layer, os.environ.get(layers.ENV_LAYER), os.environ.get(layers.ENV_CGROUP), slot, untrusted)
     with _SHARED_LOCK:
         sandbox = _SHARED.get(key)

@@ -10,13 +10,16 @@ inside whatever isolation layers are active):
 2. Import the preload modules once (pandas, scikit-learn, hyperpilot's trainers) and run
    the optional warm-up function (first-use caches), so a trial starts in milliseconds
    instead of seconds; then say `{"ready": true}`.
-3. For every request line `{"run_dir", "timeout", "rlimits", "env", "log_cap"}` on the
-   control pipe: fork a child that starts a new session, sets the rlimits, the minimal
+3. For every request line `{"run_dir", "timeout", "rlimits", "env", "log_cap", "disk_cap"}`
+   on the control pipe: fork a child that starts a new session, sets the rlimits, the minimal
    environment and the run dir, shuts the channels through which one trial could leave
    data to the next (`deny_ipc`: System V IPC, POSIX message queues and kernel keyrings
    outlive a process), and runs `job.run_job(run_dir)`, which writes
    `result.json` there. The worker keeps the child's stdout and stderr (pipes) up to
-   `log_cap` bytes each, waits for the child with the wall-clock deadline, then kills
+   `log_cap` bytes each, waits for the child with the wall-clock deadline while it
+   measures, every `DISK_POLL_S`, what the trial added on disk (`disk_usage`: its run dir,
+   and the private /tmp and /dev/shm under bwrap) — over `disk_cap` bytes the whole tree
+   is killed (status "disk") — then kills
    every process the trial left behind (a `setsid` grandchild, a fork bomb) and replies
    with one JSON line: how the child ended, how long it took, its resource usage and
    what it left behind. The worker itself never parses the trial's stdout.
@@ -38,6 +41,7 @@ import resource
 import select
 import shutil
 import signal
+import stat
 import sys
 import time
 import traceback
@@ -49,6 +53,8 @@ PR_SET_CHILD_SUBREAPER = 36
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_SECCOMP = 22
 LEFTOVER_GRACE_S = 1.0
+DISK_POLL_S = 0.1  # how often the disk a trial fills is measured (less often when measuring is slow)
+ENTRY_BYTES = 4096  # what one file or folder costs at least (a million empty files are not free)
 # seccomp: (AUDIT_ARCH_*, syscalls that create or reach state which outlives the process:
 # shmget, semget, msgget, mq_open, add_key, request_key, keyctl)
 IPC_SYSCALLS = {
@@ -184,6 +190,71 @@ def kill_all() -> None:
         time.sleep(0.005)
 
 
+def disk_usage(roots: list[str], stop_above: int | None = None) -> int:
+    """Bytes taken by the files under `roots` (allocated blocks, at least `ENTRY_BYTES` a
+    file, hard links once, not crossing into other mounts: bwrap's binds) plus the files
+    this worker's descendants deleted but hold open on those file systems. The walk stops
+    early once more than `stop_above` bytes were found."""
+    total, devices, seen = 0, set(), set()
+    for root in roots:
+        try:
+            dev = os.lstat(root).st_dev
+        except OSError:
+            continue
+        devices.add(dev)
+        todo = [root]
+        while todo:
+            folder = todo.pop()
+            try:
+                with os.scandir(folder) as entries:
+                    for entry in entries:
+                        try:
+                            st = entry.stat(follow_symlinks=False)
+                        except OSError:
+                            continue
+                        if st.st_dev != dev:
+                            continue
+                        if st.st_nlink > 1 and not stat.S_ISDIR(st.st_mode):
+                            if (st.st_dev, st.st_ino) in seen:
+                                continue
+                            seen.add((st.st_dev, st.st_ino))
+                        total += max(st.st_blocks * 512, ENTRY_BYTES)
+                        if stop_above is not None and total > stop_above:
+                            return total
+                        if stat.S_ISDIR(st.st_mode):
+                            todo.append(entry.path)
+            except OSError:
+                continue
+    for pid in descendants():
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            path = f"/proc/{pid}/fd/{fd}"
+            try:
+                if not os.readlink(path).endswith(" (deleted)"):
+                    continue
+                st = os.stat(path)
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode) and st.st_dev in devices and (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_blocks * 512
+    return total
+
+
+def _kill_trial(pid: int) -> Any:
+    """SIGKILL the trial (its process group, then itself) and collect it: (status, usage)."""
+    for kill in (os.killpg, os.kill):
+        try:
+            kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    _, status, usage = os.wait4(pid, 0)
+    return status, usage
+
+
 class _Log:
     """Copies a pipe into a file, keeping the first `cap` bytes and counting the rest."""
 
@@ -260,6 +331,10 @@ def run_one(req: dict[str, Any], ctl: list[int], private_tmp: bool) -> dict[str,
     err_r, err_w = os.pipe()
     logs = {out_r: _Log(out_r, os.path.join(run_dir, "stdout.txt"), cap),
             err_r: _Log(err_r, os.path.join(run_dir, "stderr.txt"), cap)}
+    disk_cap: int | None = None if req.get("disk_cap") is None else int(req["disk_cap"])
+    watched = [run_dir, "/tmp", "/dev/shm"] if private_tmp else [run_dir]
+    disk_base = disk_usage(watched) if disk_cap is not None else 0  # the parent's files, the log files
+    disk_used = 0
     sys.stdout.flush()
     sys.stderr.flush()
     start = time.monotonic()
@@ -271,7 +346,14 @@ def run_one(req: dict[str, Any], ctl: list[int], private_tmp: bool) -> dict[str,
     pidfd = os.pidfd_open(pid)
     timeout = req.get("timeout")
     deadline = None if timeout is None else start + float(timeout)
-    timed_out, status, usage = False, 0, None
+    timed_out, over_disk, status, usage = False, False, 0, None
+    next_look = start + DISK_POLL_S
+
+    def over_quota() -> bool:
+        nonlocal disk_used
+        cap = disk_cap or 0
+        disk_used = disk_usage(watched, disk_base + cap) - disk_base
+        return disk_used > cap
 
     def pump(wait: float | None, with_pid: bool) -> list[int]:
         fds = [fd for fd, log in logs.items() if log.open] + ([pidfd] if with_pid else [])
@@ -285,23 +367,32 @@ def run_one(req: dict[str, Any], ctl: list[int], private_tmp: bool) -> dict[str,
         return ready
 
     while True:
-        wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+        now = time.monotonic()
+        wait = None if deadline is None else max(0.0, deadline - now)
+        if disk_cap is not None:
+            wait = max(0.0, min(next_look - now, wait if wait is not None else DISK_POLL_S))
         ready = pump(wait, True)
         if pidfd in ready:
             _, status, usage = os.wait4(pid, 0)
             break
-        if deadline is not None and time.monotonic() >= deadline:
+        now = time.monotonic()
+        if deadline is not None and now >= deadline:
             timed_out = True
-            for kill in (os.killpg, os.kill):
-                try:
-                    kill(pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
-            _, status, usage = os.wait4(pid, 0)
+            status, usage = _kill_trial(pid)
             break
+        if disk_cap is not None and now >= next_look:
+            if over_quota():
+                over_disk = True
+                status, usage = _kill_trial(pid)
+                break
+            after = time.monotonic()  # measuring a huge tree (or /proc) takes at most a tenth of the time
+            next_look = after + max(DISK_POLL_S, 10 * (after - now))
     seconds = time.monotonic() - start
     leftovers: list[str] = []
-    if not timed_out:
+    if disk_cap is not None and not (timed_out or over_disk) and over_quota():  # between the last look and its end
+        over_disk = True
+        kill_all()
+    if not (timed_out or over_disk):
         grace = time.monotonic() + LEFTOVER_GRACE_S  # let loky workers and trackers exit
         while descendants() and time.monotonic() < grace:
             pump(0.02, False)
@@ -319,7 +410,8 @@ def run_one(req: dict[str, Any], ctl: list[int], private_tmp: bool) -> dict[str,
         _wipe("/tmp")
         _wipe("/dev/shm")
     return {
-        "status": "timeout" if timed_out else ("signal" if os.WIFSIGNALED(status) else "exit"),
+        "status": "timeout" if timed_out else "disk" if over_disk else ("signal" if os.WIFSIGNALED(status) else "exit"),
+        "disk_used_mb": round(disk_used / (1 << 20), 1),
         "code": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
         "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
         "seconds": seconds,
