@@ -211,7 +211,7 @@ def test_missing_store_and_missing_package(tmp_path: Path, monkeypatch: pytest.M
 
 def test_second_writer_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "mem"
-    Memory(path, embedder=HashEmbedder()).open()
+    Memory(path, embedder=HashEmbedder()).open().close()  # open() keeps the lock until close()
     holder = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""
             import fcntl, os, sys, time

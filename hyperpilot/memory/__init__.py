@@ -4,18 +4,21 @@
     MemoryProposer    warm-start trials (source=memory) + writes every trial as it finishes
     in_context_examples / format_examples / MemoryProposer.examples()   for the LLM planner
     import_jsonl / export_jsonl / write_pack   JSON Lines exports and memory packs
+    Journal           where a solve leaves its records while another process has the memory
 
 Importing this package is cheap: chromadb and the embedding model load on first use."""
 
+from hyperpilot.memory.journal import Journal
 from hyperpilot.memory.packs import ImportReport, export_jsonl, import_jsonl, write_pack
 from hyperpilot.memory.proposer import MemoryProposer
 from hyperpilot.memory.records import StudyEntry, TrialEntry, rank_normalise
 from hyperpilot.memory.retrieve import MIX, K, MemoryExample, format_examples, in_context_examples, query_for
 from hyperpilot.memory.similarity import Mix, map_config
-from hyperpilot.memory.store import Memory, Neighbour, Query
+from hyperpilot.memory.store import Memory, MemoryBusy, Neighbour, Query
 
 __all__ = [
-    "K", "MIX", "ImportReport", "Memory", "MemoryExample", "MemoryProposer", "Mix", "Neighbour", "Query",
+    "K", "MIX", "ImportReport", "Journal", "Memory", "MemoryBusy", "MemoryExample", "MemoryProposer", "Mix",
+    "Neighbour", "Query",
     "StudyEntry", "TrialEntry", "export_jsonl", "format_examples", "import_jsonl", "in_context_examples",
     "map_config", "query_for", "rank_normalise", "write_pack",
 ]

@@ -30,10 +30,13 @@ class _Out:
 console = _Out()
 
 
+WAIT = 3.0  # seconds a command waits for a memory in use by another process (a solve ending, say)
+
+
 def _memory(path: Optional[Path]) -> Memory:
     from hyperpilot.memory.store import Memory
 
-    return Memory(path)
+    return Memory(path, wait=WAIT)
 
 
 def _fail(e: HyperpilotError) -> None:
@@ -52,12 +55,12 @@ def _score(v: Optional[float]) -> str:
 def memory_list(path: Optional[Path] = PathOpt) -> None:
     """Every remembered study: dataset, model, metric, best score and trial count."""
     try:
-        memory = _memory(path).open(create=False)
-        n_studies, n_trials = memory.count()
-        table = Table("id", "dataset", "model", "metric", "best", "trials", "origin",
-                      title=f"{n_studies} studies, {n_trials} trials in {memory.path}")
-        for s in memory.studies():
-            table.add_row(s.id, s.dataset, s.model, s.metric, _score(s.best_score), str(s.n_trials), s.origin)
+        with _memory(path).held(create=False) as memory:  # also merges what a busy memory journaled
+            n_studies, n_trials = memory.count()
+            table = Table("id", "dataset", "model", "metric", "best", "trials", "origin",
+                          title=f"{n_studies} studies, {n_trials} trials in {memory.path}")
+            for s in memory.studies():
+                table.add_row(s.id, s.dataset, s.model, s.metric, _score(s.best_score), str(s.n_trials), s.origin)
         console.print(table)
     except HyperpilotError as e:
         _fail(e)
@@ -68,14 +71,15 @@ def memory_show(study_id: str = typer.Argument(..., help="Study id (see `hyperpi
                 path: Optional[Path] = PathOpt) -> None:
     """One study: its card, meta-features, best config and every trial."""
     try:
-        memory = _memory(path).open(create=False)
-        s = memory.get_study(study_id)
+        with _memory(path).held(create=False) as memory:
+            s = memory.get_study(study_id)
+            trials = memory.trials(s.id)
         console.print(f"[bold]{s.id}[/bold]  {s.model} ({s.family}) on {s.dataset}, {s.metric} ({s.direction}), origin {s.origin}")
         console.print(s.card_text)
         console.print("meta-features: " + json.dumps(s.meta_features))
         console.print(f"best {_score(s.best_score)}: {json.dumps(s.best_config)}")
         table = Table("#", "status", "source", "score", "rank", "config")
-        for t in memory.trials(s.id):
+        for t in trials:
             table.add_row(str(t.number), t.status, t.source, _score(t.score), _score(t.rank), json.dumps(t.config)[:90])
         console.print(table)
     except HyperpilotError as e:
@@ -88,9 +92,10 @@ def memory_search(text: str = typer.Argument(..., help="Words describing a datas
                   path: Optional[Path] = PathOpt) -> None:
     """The studies whose dataset card reads most like TEXT."""
     try:
-        memory = _memory(path).open(create=False)
+        with _memory(path).held(create=False) as memory:
+            found = memory.search(text, n)
         table = Table("similarity", "id", "dataset", "model", "best")
-        for s, sim in memory.search(text, n):
+        for s, sim in found:
             table.add_row(f"{sim:.3f}", s.id, s.dataset, s.model, _score(s.best_score))
         console.print(table)
     except HyperpilotError as e:

@@ -76,8 +76,13 @@ def import_jsonl(memory: Memory, path: str | Path, origin: str | None = None) ->
     studies, trials, bad = parse_lines(text.splitlines())
     if origin:
         studies = [s.model_copy(update={"origin": origin}) for s in studies]
-    report = ImportReport(bad=bad)
-    memory.open()
+    with memory.held():
+        return _import(memory, studies, trials, ImportReport(bad=bad))
+
+
+def _import(memory: Memory, studies: list[StudyEntry], trials: list[tuple[int, TrialEntry]],
+            report: ImportReport) -> ImportReport:
+    bad = report.bad
     known = {s.id: s for s in studies}
     unknown = {t.study_id for _, t in trials} - set(known)
     for sid in unknown:
@@ -110,19 +115,19 @@ def import_jsonl(memory: Memory, path: str | Path, origin: str | None = None) ->
 
 def export_jsonl(memory: Memory, path: str | Path, study_ids: Iterable[str] | None = None) -> tuple[int, int]:
     """Write studies (all, or those named) and their trials; returns (studies, trials)."""
-    memory.open(create=False)
     wanted = set(study_ids) if study_ids is not None else None
-    chosen = [s for s in memory.studies() if wanted is None or s.id in wanted]
     n_trials = 0
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as f:
-        for s in chosen:
-            f.write(s.model_dump_json() + "\n")
-        for s in chosen:
-            for t in memory.trials(s.id):
-                f.write(t.model_dump_json() + "\n")
-                n_trials += 1
+    with memory.held(create=False):
+        chosen = [s for s in memory.studies() if wanted is None or s.id in wanted]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", encoding="utf-8") as f:
+            for s in chosen:
+                f.write(s.model_dump_json() + "\n")
+            for s in chosen:
+                for t in memory.trials(s.id):
+                    f.write(t.model_dump_json() + "\n")
+                    n_trials += 1
     return len(chosen), n_trials
 
 

@@ -8,8 +8,15 @@
 - `finish`: recomputes the rank-normalised scores of the study's trials and its summary,
   and gives up the memory's writer lock.
 
-A memory problem (corrupt store, missing package, another writer) is one warning line;
-the proposer then switches itself off and the solve goes on without memory."""
+The proposer holds the memory (its writer lock) from `start` to `finish`. When another
+process has it (a second solve at the same time), the study runs without warm start (one
+warning line) and its records go to the memory's journal instead; as soon as the memory is
+free (tried at each trial, and for a few seconds at the end) the proposer takes it, which
+merges the journal, and writes directly again. A journal left behind is merged by the
+next process that opens the memory.
+
+Any other memory problem (corrupt store, missing package) is one warning line; the
+proposer then switches itself off and the solve goes on without memory."""
 
 from __future__ import annotations
 
@@ -40,6 +47,8 @@ from hyperpilot.memory.store import Memory, Neighbour
 log = logging.getLogger("hyperpilot.memory")
 SOURCE = "memory"
 SUMMARY_EVERY = 10  # the study's summary is rewritten on a new best and every 10 trials (finish: always)
+START_WAIT = 1.0  # seconds start() waits for a memory in use by another process (then: journal)
+FINISH_WAIT = 5.0  # seconds finish() waits for it, so that its journal is merged at once
 
 
 class MemoryProposer(Proposer):
@@ -63,6 +72,7 @@ class MemoryProposer(Proposer):
         self._entries: dict[str, StudyEntry] = {}
         self._trials: dict[str, list[TrialEntry]] = {}
         self._off = False
+        self.journaling = False  # the memory is in use by another process: records go to its journal
 
     def examples(self) -> list[MemoryExample]:
         """The studies this solve was warm-started from, as in-context examples for the
@@ -72,7 +82,7 @@ class MemoryProposer(Proposer):
     def similar_examples(self, ctx: StudyContext) -> list[MemoryExample]:
         """The similar past studies as in-context examples for the LLM planner: the
         warm-start set, or (a resumed study has none) a fresh retrieval."""
-        if self._off:
+        if self._off or self.journaling:
             return []
         return self.examples() or in_context_examples(
             ctx.task, ctx.dataset_card, self.memory, self.k, exclude_datasets=self.exclude_datasets,
@@ -93,7 +103,11 @@ class MemoryProposer(Proposer):
 
     # ------------------------------------------------------------------ work
     def _start(self, ctx: StudyContext) -> list[Suggestion]:
-        memory, task = self.memory.open(), ctx.task
+        memory, task = self.memory, ctx.task
+        self.journaling = busy = not memory.try_open(wait=START_WAIT)
+        if busy:
+            log.warning("memory in use by another process (pid %s): no warm start for this solve%s", memory.holder(),
+                        "; its trials go to the memory's journal and join the memory later" if self.write else "")
         text = study_text(ctx.dataset_card, str(task.task_type), str(task.metric))
         ids = {m: f"{task.study_name}/{m}" for m in ctx.space.models}
         if self.write:
@@ -112,9 +126,10 @@ class MemoryProposer(Proposer):
                 entry = _from_frozen(t, ctx)
                 if entry is not None:
                     self._trials[entry.model].append(entry)
-            self._save_trials([t for ts in self._trials.values() for t in ts])
-            memory.add_studies([summarise(e, self._trials[m]) for m, e in self._entries.items()])
-        if not ctx.fresh:
+            self._rank_trials()
+            self._put([summarise(e, self._trials[m]) for m, e in self._entries.items()],
+                      [t for ts in self._trials.values() for t in ts])
+        if not ctx.fresh or busy or self.journaling:
             return []
         cards = list(ctx.space.cards.values())
         self.neighbours = memory.similar(query_for(task, ctx.dataset_card), cards, self.k, mix=self.mix,
@@ -140,20 +155,40 @@ class MemoryProposer(Proposer):
         ranks = rank_normalise([t.score for t in trials], ctx.task.direction)
         entry = entry.model_copy(update={"rank": ranks[-1]})  # provisional: finish() re-ranks all
         trials[-1] = entry
-        self.memory.add_trials([entry])
         summary = summarise(self._entries[record.model], trials)
-        if ranks[-1] == 1.0 or len(trials) % SUMMARY_EVERY == 0:  # a new best, or now and then
-            self.memory.add_study(summary)
+        new_best = ranks[-1] == 1.0 or len(trials) % SUMMARY_EVERY == 0  # a new best, or now and then
+        self._put([summary] if new_best else [], [entry])
 
     def _finish(self, ctx: StudyContext) -> None:
+        if self.journaling:  # the final ranks and summaries, then a last try to merge them at once
+            self._rank_trials()
+            self.memory.append_journal([summarise(e, self._trials[m]) for m, e in self._entries.items()]
+                                       + [t for ts in self._trials.values() for t in ts])
+            if self.memory.try_open(wait=FINISH_WAIT):  # merges the journal, ours included
+                self.journaling = False
+            else:
+                log.info("memory still in use by another process (pid %s): this study waits in the memory's "
+                         "journal until that process, or the next one, merges it", self.memory.holder())
+            return
         for entry in self._entries.values():
             self.memory.refresh(entry.id)
 
-    def _save_trials(self, trials: list[TrialEntry]) -> None:
+    def _rank_trials(self) -> None:
         for model, ts in self._trials.items():
             ranked = rank_normalise([t.score for t in ts], self._entries[model].direction)
             ts[:] = [t.model_copy(update={"rank": r}) for t, r in zip(ts, ranked, strict=False)]
-        self.memory.add_trials([t for ts in self._trials.values() for t in ts])
+
+    def _put(self, studies: list[StudyEntry], trials: list[TrialEntry]) -> None:
+        """Write records to the memory, or to its journal while another process has it
+        (taking the memory as soon as it is free: that merges the journal first)."""
+        if self.journaling and self.memory.try_open():
+            self.journaling = False
+            log.info("memory free again: this solve writes it directly")
+        if self.journaling:
+            self.memory.append_journal([*studies, *trials])
+            return
+        self.memory.add_trials(trials)
+        self.memory.add_studies(studies)
 
     def _guard(self, fn: Any, *args: Any) -> Any:
         if self._off:
