@@ -60,5 +60,5 @@ def check_sampler(name: str) -> str:
 
 
 def make_sampler(name: str, seed: int, n_trials: int, parallel: bool = False) -> optuna.samplers.BaseSampler:
-    """The registered sampler `name`, seeded."""
-    return SAMPLERS[check_sampler(name)](seed, n_trials, parallel)
+    """The registered sampler `name`, seeded (any int: folded into numpy's 0..2**32-1)."""
+    return SAMPLERS[check_sampler(name)](seed % (2**32 - 1), n_trials, parallel)

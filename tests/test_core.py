@@ -182,3 +182,13 @@ def test_any_optuna_sampler_plugs_in(tmp_path, monkeypatch) -> None:
     assert result.n_trials == 4
     with pytest.raises(TaskError, match="unknown sampler 'bogus'"):
         Task(data="sklearn:iris", sampler="bogus")
+
+
+def test_large_seeds_work_with_the_llm_picker(tmp_path, monkeypatch) -> None:
+    """Seeds derived from a large task seed (the picker's BO candidates) stay in numpy's range."""
+    from hyperpilot.agent.llm import ScriptedLLM
+
+    monkeypatch.setenv("HYPERPILOT_HOME", str(tmp_path))
+    task = Task(data="sklearn:iris", models=["knn"], n_trials=5, cv_folds=3, seed=123_456)
+    result = Assistant(llm=ScriptedLLM(), llm_rate=1.0, memory=False, executor=InProcessExecutor()).solve(task)
+    assert result.n_trials == 5 and (result.trials.source == "llm").any()
