@@ -216,7 +216,7 @@ def test_second_writer_is_refused(tmp_path: Path) -> None:
         [sys.executable, "-c", textwrap.dedent(f"""
             import fcntl, os, sys, time
             fd = os.open({str(path / 'writer.lock')!r}, os.O_RDWR | os.O_CREAT)
-            fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, str(os.getpid()).encode())
+            fcntl.flock(fd, fcntl.LOCK_EX); os.ftruncate(fd, 0); os.write(fd, str(os.getpid()).encode())
             print("locked", flush=True); time.sleep(60)
         """)], stdout=subprocess.PIPE, text=True)
     try:
