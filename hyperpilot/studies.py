@@ -6,8 +6,9 @@ default, llm, memory, code; absent for BO's own), why (`rationale`), its duratio
 its params (`trial_table`). A study is resumed by name: the running loop records a
 heartbeat per trial in flight (`heartbeat`); a trial whose heartbeat stopped (its process
 died) is failed by Optuna's `fail_stale_trials` and queued again by its
-`RetryHeartbeatStaleTrialCallback` when the study is opened (the retry carries the system
-attribute `failed_trial`, and the dead trial no longer counts against the budget);
+`RetryHeartbeatStaleTrialCallback` when the study is opened (the retry's system attribute
+`retry_history` names the dead trial, `core.loop.retried`, and the dead trial no longer
+counts against the budget);
 completed trials are never re-run."""
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from hyperpilot import samplers
-from hyperpilot.core.loop import count_finished
+from hyperpilot.core.loop import count_finished, retried
 from hyperpilot.errors import StudyError
 from hyperpilot.task import Task
 
@@ -146,17 +147,17 @@ def n_finished(study: optuna.Study) -> int:
 def n_failed(study: optuna.Study) -> int:
     """Failed trials that count against the budget."""
     trials = study.get_trials(deepcopy=False)
-    retried = {t.system_attrs.get("failed_trial") for t in trials} - {None}
-    return sum(t.state == TrialState.FAIL and t.number not in retried for t in trials)
+    dead = retried(trials)
+    return sum(t.state == TrialState.FAIL and t.number not in dead for t in trials)
 
 
 def trial_table(study: optuna.Study) -> pd.DataFrame:
     """One row per trial: number, state, source, model, value, seconds, error, config."""
     trials = study.get_trials(deepcopy=False)
-    retried = {t.system_attrs["failed_trial"]: t.number for t in trials if "failed_trial" in t.system_attrs}
+    dead = retried(trials)
     rows = []
     for t in trials:
-        died = f"its process died; re-run as trial {retried[t.number]}" if t.number in retried else ""
+        died = f"its process died; re-run as trial {dead[t.number]}" if t.number in dead else ""
         rows.append({
             "number": t.number,
             "state": t.state.name,

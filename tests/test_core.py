@@ -192,3 +192,21 @@ def test_large_seeds_work_with_the_llm_picker(tmp_path, monkeypatch) -> None:
     task = Task(data="sklearn:iris", models=["knn"], n_trials=5, cv_folds=3, seed=123_456)
     result = Assistant(llm=ScriptedLLM(), llm_rate=1.0, memory=False, executor=InProcessExecutor()).solve(task)
     assert result.n_trials == 5 and (result.trials.source == "llm").any()
+
+
+def test_a_retry_that_died_too_does_not_count_against_the_budget() -> None:
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import TrialState, create_trial
+
+    from hyperpilot.core.loop import count_finished, retried
+
+    study = optuna.create_study()
+    dist = {"x": FloatDistribution(0, 1)}
+    study.add_trial(create_trial(state=TrialState.FAIL, params={"x": 0.5}, distributions=dist))
+    study.add_trial(create_trial(state=TrialState.FAIL, params={"x": 0.5}, distributions=dist,
+                                 system_attrs={"failed_trial": 0, "retry_history": [0]}))
+    study.add_trial(create_trial(state=TrialState.COMPLETE, value=1.0, params={"x": 0.5}, distributions=dist,
+                                 system_attrs={"failed_trial": 0, "retry_history": [0, 1]}))
+    trials = study.get_trials(deepcopy=False)
+    assert retried(trials) == {0: 1, 1: 2}
+    assert count_finished(trials) == 1

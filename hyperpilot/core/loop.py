@@ -223,11 +223,18 @@ class StudyLoop:
             self.on_trial(record)
 
 
+def retried(trials: Sequence[optuna.trial.FrozenTrial]) -> dict[int, int]:
+    """Trials whose process died, each mapped to the trial that re-runs it (the last entry
+    of a retry's `retry_history`, set by Optuna's `RetryHeartbeatStaleTrialCallback`; a
+    retry that died too is itself retried, so it appears here as well)."""
+    return {t.system_attrs["retry_history"][-1]: t.number for t in trials if t.system_attrs.get("retry_history")}
+
+
 def count_finished(trials: Sequence[optuna.trial.FrozenTrial]) -> int:
     """Finished trials that count against the budget: a trial failed because its process
     died (a later trial retries it) does not."""
-    retried = {t.system_attrs.get("failed_trial") for t in trials} - {None}
-    return sum(t.state in FINISHED and t.number not in retried for t in trials)
+    dead = retried(trials)
+    return sum(t.state in FINISHED and t.number not in dead for t in trials)
 
 
 def _maximize(study: optuna.Study) -> bool:

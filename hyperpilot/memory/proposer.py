@@ -26,6 +26,7 @@ from typing import Any
 
 import optuna
 
+from hyperpilot.core.loop import retried
 from hyperpilot.core.proposer import Proposer, StudyContext
 from hyperpilot.core.types import Suggestion, TrialRecord
 from hyperpilot.errors import HyperpilotError
@@ -119,9 +120,9 @@ class MemoryProposer(Proposer):
                 )
                 self._trials[model] = []
             trials = ctx.study.get_trials(deepcopy=False)
-            retried = {t.system_attrs.get("failed_trial") for t in trials} - {None}
+            dead = retried(trials)
             for t in trials:  # a resumed study: store what already ran
-                if t.number in retried:  # its process died; the retry (queued now) stands for it
+                if t.number in dead:  # its process died; the retry (queued now) stands for it
                     continue
                 entry = _from_frozen(t, ctx)
                 if entry is not None:
