@@ -87,8 +87,7 @@ class Assistant:
     def solve(self, task: Task) -> Result:
         start = time.perf_counter()
         if isinstance(self.sampler, str):
-            task = task.model_copy(update={"sampler": self.sampler})
-            task = Task.model_validate(task.model_dump())
+            task = Task.model_validate({**task.model_dump(), "sampler": self.sampler})  # validated: an unknown name is one line
         data = load_dataset(task.data, task.target, encoding=task.encoding)
         task_type = task.task_type or infer_task_type(data.y)
         check_target(data.y, task_type, task.data)
