@@ -52,6 +52,20 @@ def _snapshot(name: str) -> dict[int, optuna.trial.FrozenTrial]:
     return {t.number: t for t in studies.load_study(name).get_trials(deepcopy=True)}
 
 
+def _trials(name: str) -> list[optuna.trial.FrozenTrial]:
+    try:
+        return optuna.load_study(study_name=name, storage=studies.storage()).get_trials(deepcopy=False)
+    except KeyError:  # the child has not created the study yet
+        return []
+
+
+def _mid_trial(trials: list[optuna.trial.FrozenTrial], min_complete: int) -> bool:
+    """At least `min_complete` trials are complete and the last one is being evaluated: it
+    has reported a fold, so its config is recorded and its heartbeat is running."""
+    n_complete = sum(t.state == TrialState.COMPLETE for t in trials)
+    return n_complete >= min_complete and trials[-1].state == TrialState.RUNNING and bool(trials[-1].intermediate_values)
+
+
 def _kill_mid_study(name: str, tmp_path: Path, min_complete: int = 3, limit: float = 180.0) -> None:
     """Run a 40-trial solve in a child process and SIGKILL it while a trial is running,
     once at least `min_complete` trials are complete."""
@@ -62,15 +76,14 @@ def _kill_mid_study(name: str, tmp_path: Path, min_complete: int = 3, limit: flo
         while True:
             assert child.poll() is None, f"the child exited early: {(tmp_path / 'child.log').read_text()[-2000:]}"
             assert time.monotonic() < deadline, "the child never completed enough trials"
-            try:
-                trials = optuna.load_study(study_name=name, storage=studies.storage()).get_trials(deepcopy=False)
-            except KeyError:  # the child has not created the study yet
-                trials = []
-            n_complete = sum(t.state == TrialState.COMPLETE for t in trials)
-            # kill while the last trial is being evaluated: it has reported a fold, so its
-            # config is recorded and its heartbeat is running
-            if n_complete >= min_complete and trials[-1].state == TrialState.RUNNING and trials[-1].intermediate_values:
-                break
+            trials = _trials(name)
+            if _mid_trial(trials, min_complete):
+                # the trial may finish between this read and the kill: freeze the child (it
+                # alone writes to the study), look again, and kill only if it is still mid-trial
+                child.send_signal(signal.SIGSTOP)
+                if _mid_trial(_trials(name), min_complete):
+                    break
+                child.send_signal(signal.SIGCONT)
             time.sleep(0.05)
     finally:
         child.send_signal(signal.SIGKILL)
