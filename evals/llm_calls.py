@@ -27,10 +27,11 @@ import optuna
 from pydantic import BaseModel, Field, ValidationError, create_model
 
 from evals.runner import RESULTS
+from evals.spaces import bench_card, benchmark_cards
 from hyperpilot.agent.llm import EmbeddedLLM
 from hyperpilot.agent.planner import AnswerError, Planner, space_lines
 from hyperpilot.agent.policy import bo_candidates, history_lines
-from hyperpilot.cards import DatasetCard, get_model_card
+from hyperpilot.cards import DatasetCard
 from hyperpilot.core import Proposer, StudyContext, StudyLoop, StudySpace, Suggestion
 from hyperpilot.core.cv import CrossValidation
 from hyperpilot.core.proposer import config_key
@@ -83,7 +84,7 @@ def context(dataset: str, model: str, metric: str, n_history: int, seed: int) ->
     card = DatasetCard.profile(Dataset(data.name, X_train, y_train, data.target), task.task_type)  # type: ignore[arg-type]
     study = optuna.create_study(direction=task.direction, sampler=optuna.samplers.RandomSampler(seed=seed),
                                 pruner=optuna.pruners.NopPruner())  # Optuna's default would prune after a fold
-    ctx = StudyContext(task, study, StudySpace([get_model_card(model)]), card)
+    ctx = StudyContext(task, study, StudySpace([bench_card(model)]), card)
     objective = CrossValidation(InProcessExecutor(), X_train, y_train, task)
     StudyLoop(ctx, objective).run(n_history)
     return ctx, objective
@@ -110,6 +111,11 @@ def measured(planner: Planner, kind: str, decide: Any, *args: Any, **kwargs: Any
 
 
 def main(argv: list[str] | None = None) -> int:
+    with benchmark_cards():  # the trials train with the benchmark cards' fixed arguments
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="python -m evals.llm_calls", description=__doc__.splitlines()[0])
     parser.add_argument("--problems", type=int, default=8)
     parser.add_argument("--picks", type=int, default=5, help="next_candidates calls per problem")
@@ -140,10 +146,10 @@ def main(argv: list[str] | None = None) -> int:
     for i, (dataset, model, metric) in enumerate(PROBLEMS[: args.problems]):
         ctx, objective = context(dataset, model, metric, args.history, seed=i)
         name = f"{dataset}-{model}"
-        planned = [f"{model} {fmt_config(get_model_card(model).default_config())}"]
+        planned = [f"{model} {fmt_config(bench_card(model).default_config())}"]
         variables = {"task": ctx.task, "metric": ctx.task.metric, "direction": ctx.task.direction,
                      "dataset_card": ctx.dataset_card.to_text(max_columns=6), "examples": [], "planned": planned}
-        tried = {config_key(model, get_model_card(model).default_config())}
+        tried = {config_key(model, bench_card(model).default_config())}
         keep(measured(planner, "initial_design/enum", planner.initial_design, ctx.space, variables, 2, tried), name)
         free = {**variables, "k": 2, "offered": False, "allowed": [],
                 "model_cards": [c.to_text() for c in ctx.space.cards.values()]}

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hyperpilot.cards import get_model_card
+from evals.spaces import bench_card
 from hyperpilot.memory import Memory, Query, StudyEntry, TrialEntry
 from hyperpilot.memory.records import summarise
 
@@ -32,7 +32,7 @@ MODELS = ["random_forest", "svm", "knn", "hist_gradient_boosting", "decision_tre
 
 def fake_study(i: int, rng: random.Random) -> tuple[StudyEntry, list[TrialEntry]]:
     model = MODELS[i % len(MODELS)]
-    card = get_model_card(model)
+    card = bench_card(model)
     rows, feats = rng.randint(100, 100_000), rng.randint(2, 300)
     cols = ", ".join(f"{rng.choice(WORDS)}_{j} (numeric)" for j in range(min(feats, 12)))
     kind = rng.choice(["binary", "multiclass", "regression"])
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     memory = Memory(root / "memory")
     memory.open()
     stored, n_studies = 0, 0
-    cards = [get_model_card("random_forest"), get_model_card("svm")]
+    cards = [bench_card("random_forest"), bench_card("svm")]
     print("| stored trials | studies | similar(), store only | similar(), with query embedding | add a trial | add a trial + summary (new best) | disk |")
     print("|---|---|---|---|---|---|---|")
     try:

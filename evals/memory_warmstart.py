@@ -31,8 +31,8 @@ import optuna
 
 from evals.methods.hyperpilot import Queued
 from evals.problems import DATASETS, BayesmarkProblem
+from evals.spaces import bench_card, benchmark_cards
 from hyperpilot import studies
-from hyperpilot.cards import get_model_card
 from hyperpilot.core import CardDefaults, StudyContext, StudyLoop, StudySpace, TrialRecord
 from hyperpilot.memory import Memory, Query, StudyEntry, TrialEntry, import_jsonl, write_pack
 from hyperpilot.memory.retrieve import MIX, K, warm_configs
@@ -58,7 +58,7 @@ def run(problem: Problem, n: int, seed: int, warm: list[dict[str, Any]]) -> dict
     task = Task(**problem.task_fields(seed)).resolved(problem.task_type())
     study = optuna.create_study(direction=task.direction, sampler=studies.make_sampler(task, 0),
                                 pruner=optuna.pruners.NopPruner())  # as the Assistant: Optuna's default would prune after a fold
-    ctx = StudyContext(task, study, StudySpace([get_model_card(problem.model)]))
+    ctx = StudyContext(task, study, StudySpace([bench_card(problem.model)]))
     values: list[float | None] = []
     configs: list[dict[str, Any]] = []
     sources: list[str] = []
@@ -69,7 +69,8 @@ def run(problem: Problem, n: int, seed: int, warm: list[dict[str, Any]]) -> dict
         sources.append(record.source)
 
     # the problem's objective is the CV of a task with the same data seed: the same folds as `task`'s
-    StudyLoop(ctx, problem.objective, [CardDefaults(), Queued(problem.model, warm)], on_trial=on_trial).run(n)
+    with benchmark_cards():
+        StudyLoop(ctx, problem.objective, [CardDefaults(), Queued(problem.model, warm)], on_trial=on_trial).run(n)
     return {"values": values, "configs": configs, "sources": sources}
 
 
@@ -129,10 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     for k in [int(x) for x in args.k.split(",")]:
         for p in problems:
             card = p.card()
-            nbs = memory.similar(Query(card.text, card.meta), [get_model_card(p.model)], k, mix=MIX,
+            nbs = memory.similar(Query(card.text, card.meta), [bench_card(p.model)], k, mix=MIX,
                                  exclude_datasets=[f"sklearn:{p.dataset}"])
-            warm = [w.config for w in warm_configs(nbs, [get_model_card(p.model)], n=k,
-                                                   skip=[(p.model, get_model_card(p.model).default_config())])]
+            warm = [w.config for w in warm_configs(nbs, [bench_card(p.model)], n=k,
+                                                   skip=[(p.model, bench_card(p.model).default_config())])]
             for seed in range(args.seeds):
                 cell(p, seed, f"warm-k{k}", args.warm_trials, warm)
     print(table(rows))

@@ -3,7 +3,8 @@ a config on held-out data).
 
 Bayesmark-style problems are (dataset, model, metric) on scikit-learn's built-in data:
 80/20 split, 5-fold CV on the 80 % as the objective, the held-out 20 % as generalisation.
-They use hyperpilot's own model cards (Bayesmark's spaces) and the core's objective —
+They use the benchmark's copies of hyperpilot's model cards (`evals/spaces`: Bayesmark's
+spaces, as the cards were when the benchmark rows were run) and the core's objective —
 `core.cv.CrossValidation` on an `InProcessExecutor`, trusted scoring from predictions, folds
 seeded by a fixed data seed — so every method sees the very same objective as hyperpilot's
 `Assistant`; the held-out loss is `CrossValidation.refit` on the 20 %.
@@ -98,9 +99,9 @@ class BayesmarkProblem:
         return self._setup[1]
 
     def space(self) -> SearchSpace:
-        from hyperpilot.cards import get_model_card
+        from evals.spaces import bench_card
 
-        return get_model_card(self.model).space
+        return bench_card(self.model).space
 
     def value(self, config: dict[str, Any]) -> float | None:
         """The objective as the `Assistant` computes it: the CV mean of the metric in its
@@ -110,32 +111,38 @@ class BayesmarkProblem:
             config = self.space().validate(config)
         except Exception:  # noqa: BLE001 - a config the space rejects fails like a trial
             return None
+        from evals.spaces import benchmark_cards
         from hyperpilot.core.loop import FixedTrial
 
-        return cv(FixedTrial(self.model, config, seed=task.split_seed)).value
+        with benchmark_cards():
+            return cv(FixedTrial(self.model, config, seed=task.split_seed)).value
 
     def loss(self, config: dict[str, Any]) -> float:
         value = self.value(config)  # Bayesmark: an evaluation that fails counts as inf
         return math.inf if value is None else self.sign() * value
 
     def holdout_loss(self, config: dict[str, Any]) -> float:
+        from evals.spaces import benchmark_cards
+
         task, cv, _, X_test, _, y_test = self._setup
         try:
-            _, score = cv.refit(self.model, self.space().validate(config), X_test, y_test, seed=task.split_seed)
+            with benchmark_cards():
+                _, score = cv.refit(self.model, self.space().validate(config), X_test, y_test, seed=task.split_seed)
         except Exception:  # noqa: BLE001
             return math.inf
         return self.sign() * score
 
     @cached_property
     def _card(self) -> StudyCard:
-        from hyperpilot.cards import DatasetCard, get_model_card
+        from evals.spaces import bench_card
+        from hyperpilot.cards import DatasetCard
         from hyperpilot.data import Dataset
         from hyperpilot.memory.retrieve import study_text
 
         task, _, X_train, _, y_train, _ = self._setup
         name = f"sklearn:{self.dataset}"
         card = DatasetCard.profile(Dataset(name, X_train, y_train, "target"), task.task_type)
-        return StudyCard(name, self.model, get_model_card(self.model).family, self.task_type(), self.metric,
+        return StudyCard(name, self.model, bench_card(self.model).family, self.task_type(), self.metric,
                          task.direction, study_text(card, str(task.task_type), self.metric), dict(card.meta_features))
 
     def card(self) -> StudyCard:

@@ -28,8 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="hyperpilot-scale-") as home:
         os.environ["HYPERPILOT_HOME"] = home
+        from evals.spaces import bench_card
         from hyperpilot import studies
-        from hyperpilot.cards import get_model_card
         from hyperpilot.core.loop import StudyLoop, TrialHandle
         from hyperpilot.core.proposer import CardDefaults, StudyContext
         from hyperpilot.core.space import StudySpace
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         task = Task(data="synthetic", metric="accuracy", models=["svm"], n_trials=args.trials, study_name="scale").resolved("binary")
         study = studies.open_study(task)
         study.sampler = studies.make_sampler(task, 0)
-        ctx = StudyContext(task, study, StudySpace([get_model_card("svm")]))
+        ctx = StudyContext(task, study, StudySpace([bench_card("svm")]))
         proc = psutil.Process()
         rows: list[dict[str, float]] = []
         times: list[float] = []

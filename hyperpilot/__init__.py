@@ -1,13 +1,46 @@
-"""hyperpilot: an LLM-agent driven AutoML assistant with Bayesian optimisation in control."""
+"""hyperpilot: an LLM-agent driven AutoML assistant with Bayesian optimisation in control.
 
-from hyperpilot.agent import Assistant, Result
-from hyperpilot.agent.request import task_from_text
-from hyperpilot.errors import DataError, HyperpilotError, SpaceError, StudyError, TaskError
-from hyperpilot.space import CategoricalParam, FloatParam, IntParam, SearchSpace
-from hyperpilot.task import Task
+The public names below are imported on first use (`from hyperpilot import Assistant, Task`
+works as usual), so that `import hyperpilot` — and with it the command line's `--help` —
+does not load optuna, scikit-learn or pandas."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# public name -> the module that defines it
+_PUBLIC = {
+    "Assistant": "hyperpilot.agent", "Result": "hyperpilot.agent", "task_from_text": "hyperpilot.agent.request",
+    "DataError": "hyperpilot.errors", "HyperpilotError": "hyperpilot.errors", "SpaceError": "hyperpilot.errors",
+    "StudyError": "hyperpilot.errors", "TaskError": "hyperpilot.errors",
+    "CategoricalParam": "hyperpilot.space", "FloatParam": "hyperpilot.space", "IntParam": "hyperpilot.space",
+    "SearchSpace": "hyperpilot.space", "Task": "hyperpilot.task",
+    "AutoClassifier": "hyperpilot.estimator", "AutoRegressor": "hyperpilot.estimator",
+}
 __all__ = [
-    "Assistant", "CategoricalParam", "DataError", "FloatParam", "HyperpilotError", "IntParam",
+    "Assistant", "AutoClassifier", "AutoRegressor", "CategoricalParam", "DataError", "FloatParam", "HyperpilotError", "IntParam",
     "Result", "SearchSpace", "SpaceError", "StudyError", "Task", "TaskError", "task_from_text",
 ]
+
+if TYPE_CHECKING:
+    from hyperpilot.agent import Assistant, Result
+    from hyperpilot.agent.request import task_from_text
+    from hyperpilot.errors import DataError, HyperpilotError, SpaceError, StudyError, TaskError
+    from hyperpilot.estimator import AutoClassifier, AutoRegressor
+    from hyperpilot.space import CategoricalParam, FloatParam, IntParam, SearchSpace
+    from hyperpilot.task import Task
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'hyperpilot' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_PUBLIC[name]), name)
+    globals()[name] = value  # the next access is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_PUBLIC})

@@ -4,13 +4,21 @@ used for a task. Every problem is one `DataError` line that says what to do.
 Checked before the first trial: the file decodes (`encoding`, default UTF-8), the target
 exists and has values, no numeric cell is infinite (missing ones are fine: imputed), the
 target fits the task type (`check_target`), the held-out split can hold every class
-(`split`) and every class has a training row per cross-validation fold (`check_folds`)."""
+(`split`) and every class has a training row per cross-validation fold (`check_folds`).
+
+`screen` then decides what a model may see: the columns the user drops, row indices and ID
+columns (dropped with a notice), and a warning for a feature that alone predicts the
+target almost perfectly (a leak). Notices go to the `hyperpilot.data` logger."""
 
 from __future__ import annotations
 
 import codecs
+import difflib
+import logging
 import math
-from dataclasses import dataclass
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,23 +34,32 @@ if TYPE_CHECKING:
 
 SKLEARN_DATASETS = ("iris", "digits", "wine", "breast_cancer", "diabetes")
 SKLEARN_PREFIX = "sklearn:"
+log = logging.getLogger("hyperpilot.data")
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """Features `X` (a DataFrame, mixed types and missing values allowed) and target `y`."""
+    """Features `X` (a DataFrame, mixed types and missing values allowed) and target `y`;
+    after `screen`, the columns it dropped (name → why) and the suspected leaks (name → the
+    CV score of that column alone)."""
 
     name: str
     X: pd.DataFrame
     y: pd.Series
     target: str
+    dropped: dict[str, str] = field(default_factory=dict)
+    leaks: dict[str, float] = field(default_factory=dict)
 
 
-def load_dataset(ref: str, target: str | None = None, encoding: str | None = None) -> Dataset:
+def load_dataset(ref: str, target: str | None = None, encoding: str | None = None,
+                 frame: pd.DataFrame | None = None) -> Dataset:
     """Load `ref` — a CSV/Parquet path or `sklearn:NAME` — and split off `target`.
 
-    `encoding` is the text encoding of a CSV file (default UTF-8; e.g. latin-1, cp1252)."""
-    if ref.startswith(SKLEARN_PREFIX):
+    `encoding` is the text encoding of a CSV file (default UTF-8; e.g. latin-1, cp1252);
+    `frame` a table given in memory (`Task.frame`; `ref` then only names it)."""
+    if frame is not None:
+        name = ref.strip("<>")
+    elif ref.startswith(SKLEARN_PREFIX):
         frame, name = _load_sklearn(ref[len(SKLEARN_PREFIX):]), ref
         target = target or "target"
     else:
@@ -171,6 +188,130 @@ def check_target(y: pd.Series, task_type: TaskType, ref: str) -> None:
         )
     if task_type == "binary" and len(counts) > 2:
         raise DataError(f"target '{_name(y.name)}' of '{ref}' has {len(counts)} classes; use --task multiclass")
+
+
+# --- what a model may see: dropped columns, row indices and IDs, leaks ---------------------
+
+_ID_NAMES = re.compile(r"(id|ids|idx|index|row|rowid|row_?num(ber)?|rownames|row\.names|uuid|guid|unnamed: ?\d+|\.\.\.\d+)")
+_ID_SUFFIX = re.compile(r".*[_\s.\-]id|.*[a-z0-9]I[dD]")  # customer_id, user-id, PassengerId, customerID
+LEAK_SCORE = 0.99  # accuracy (classification) or R² (regression) of one column alone
+LEAK_ROWS = 2000  # the leak check looks at this many rows at most
+
+
+def screen(data: Dataset, task_type: TaskType, drop: Sequence[str] = (), seed: int = 0) -> Dataset:
+    """The dataset a model may see: the `drop` columns removed (a name that is not a column
+    is a `DataError` naming the close matches), row indices and ID columns dropped with a
+    notice (`id_columns`), and a warning for the features that alone predict the target
+    almost perfectly (`leaky_columns`, a sample of at most `LEAK_ROWS` rows, seeded).
+    Both are recorded on the result (`Dataset.dropped`, `Dataset.leaks`)."""
+    by_name = {str(c): c for c in data.X.columns}
+    dropped: dict[str, str] = {}
+    for name in drop:
+        if name == str(data.target):
+            raise DataError(f"'{_name(name)}' is the target of '{data.name}'; it cannot be dropped "
+                            "(pick another target to predict instead)")
+        if name not in by_name:
+            lower = {k.lower(): k for k in by_name}
+            close = ([lower[name.lower()]] if name.lower() in lower else []) or difflib.get_close_matches(name, list(by_name), 3)
+            quoted = [repr(_name(c)) for c in close]
+            hint = (f"did you mean {' or '.join([', '.join(quoted[:-1]), quoted[-1]] if len(quoted) > 1 else quoted)}?"
+                    if close else f"columns are: {_cols(data.X)}")
+            raise DataError(f"column '{_name(name)}' to drop is not in '{data.name}'; {hint}")
+        dropped[name] = "dropped as asked"
+    X = data.X.drop(columns=[by_name[n] for n in dropped])
+    found = id_columns(X)
+    if found:
+        log.warning("not using %s of '%s' as %s: %s", "a column" if len(found) == 1 else f"{len(found)} columns",
+                    _name(data.name), "a feature" if len(found) == 1 else "features",
+                    "; ".join(f"'{_name(c)}' is {why}" for c, why in found.items()))
+        X = X.drop(columns=[by_name[c] for c in found])
+        dropped.update(found)
+    if X.shape[1] == 0:
+        raise DataError(f"'{data.name}' has no feature columns left after dropping "
+                        f"{', '.join(repr(_name(c)) for c in dropped)}; a model needs at least one")
+    leaks = leaky_columns(X, data.y, task_type, seed)
+    if leaks:
+        what = "accuracy" if task_type != "regression" else "R²"
+        listed = ", ".join(f"'{_name(c)}' ({what} {v:.3f})" for c, v in list(leaks.items())[:5])
+        one = len(leaks) == 1
+        log.warning("%s alone predict%s target '%s' almost perfectly: a leak if %s only known once the target "
+                    "is; if so, drop %s (--drop)", f"column {listed}" if one else f"columns {listed}", "s" if one else "",
+                    _name(data.target), "it is" if one else "they are", "it" if one else "them")
+    return replace(data, X=X, dropped=dropped, leaks=leaks)
+
+
+def id_columns(X: pd.DataFrame) -> dict[str, str]:
+    """Columns that name rows rather than describe them (name → why): unique per row, no
+    missing value, and either integers in constant steps (a row index, e.g. `Unnamed: 0`
+    from a saved DataFrame) or named like an ID (`id`, `index`, `rownames`, `customer_id`,
+    `PassengerId` …) with integer or text values. A unique float column, or unique integers
+    that are neither counted nor ID-named, are features and stay."""
+    found = {}
+    n = len(X)
+    for c in X.columns:
+        col = X[c]
+        if n < 2 or ptypes.is_bool_dtype(col) or col.isna().any() or col.nunique() != n:
+            continue
+        integral = ptypes.is_integer_dtype(col) or (ptypes.is_float_dtype(col) and bool((col % 1 == 0).all()))
+        if integral:
+            steps = np.diff(col.to_numpy(dtype=float))
+            if steps[0] != 0 and bool((steps == steps[0]).all()):
+                found[str(c)] = "a row index (unique integers in constant steps)"
+                continue
+        text = ptypes.is_object_dtype(col) or ptypes.is_string_dtype(col)
+        if (integral or text) and (_ID_NAMES.fullmatch(str(c).strip().lower()) or _ID_SUFFIX.fullmatch(str(c).strip())):
+            found[str(c)] = "an ID (unique per row, named like one)"
+    return found
+
+
+def leaky_columns(X: pd.DataFrame, y: pd.Series, task_type: TaskType, seed: int = 0) -> dict[str, float]:
+    """Features that alone predict `y` almost perfectly (name → score): in a 3-fold CV on at
+    most `LEAK_ROWS` rows, a small tree on the column (numbers) or its per-value majority
+    class / mean (text) reaches accuracy ≥ `LEAK_SCORE` while making at most a tenth of the
+    majority guess's errors (classification), or R² ≥ `LEAK_SCORE` (regression). Fewer than
+    30 rows tell nothing: no check."""
+    from sklearn.model_selection import KFold
+    from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+    if len(y) < 30 or X.shape[1] == 0:
+        return {}
+    rows = np.random.default_rng(seed).permutation(len(y))[:LEAK_ROWS]
+    X, y = X.iloc[rows], y.iloc[rows]
+    regression = task_type == "regression"
+    target = y.to_numpy(dtype=float) if regression else pd.factorize(y)[0]
+    spread = float(np.var(target)) if regression else 0.0
+    majority = 0.0 if regression else float(np.bincount(target).max() / len(target))
+    if regression and spread == 0:
+        return {}
+    folds = list(KFold(3, shuffle=True, random_state=seed).split(target))
+    found = {}
+    for c in X.columns:
+        col = X[c]
+        numeric = ptypes.is_numeric_dtype(col) or ptypes.is_bool_dtype(col)
+        pred = np.empty(len(target), dtype=float)
+        for train, valid in folds:
+            if numeric:
+                tree = (DecisionTreeRegressor if regression else DecisionTreeClassifier)(max_leaf_nodes=64, random_state=seed)
+                x = col.to_numpy(dtype=float).reshape(-1, 1)
+                pred[valid] = tree.fit(x[train], target[train]).predict(x[valid])
+            else:
+                keys = col.astype(str).to_numpy()
+                seen = pd.DataFrame({"key": keys[train], "y": target[train]})
+                if regression:
+                    table, fallback = seen.groupby("key")["y"].mean(), float(target[train].mean())
+                else:  # the most frequent class of each value (value_counts sorts by count)
+                    table = seen.value_counts().reset_index().drop_duplicates("key").set_index("key")["y"]
+                    fallback = float(np.bincount(target[train]).argmax())
+                pred[valid] = pd.Series(keys[valid]).map(table).fillna(fallback).to_numpy(dtype=float)
+        if regression:
+            score = 1 - float(np.mean((pred - target) ** 2)) / spread
+            leak = score >= LEAK_SCORE
+        else:
+            score = float(np.mean(pred == target))
+            leak = score >= LEAK_SCORE and 1 - score <= 0.1 * (1 - majority)
+        if leak:
+            found[str(c)] = round(score, 4)
+    return found
 
 
 def _load_sklearn(name: str) -> pd.DataFrame:

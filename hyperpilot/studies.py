@@ -14,23 +14,29 @@ completed trials are never re-run."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import logging
 import os
 import sqlite3
 import warnings
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
 from hyperpilot import samplers
+from hyperpilot.cards.model import ModelCard
 from hyperpilot.core.loop import count_finished, retried
 from hyperpilot.errors import StudyError
 from hyperpilot.task import Task
 
+log = logging.getLogger("hyperpilot.studies")
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
@@ -91,10 +97,58 @@ def study_dir(name: str) -> Path:
     return path
 
 
+def save_data(name: str, frame: pd.DataFrame) -> Path:
+    """Write a table given in memory (`Task.frame`) into study `name`'s folder, once per
+    content (`data-HASH.parquet`; CSV where Parquet cannot hold a column): the path a
+    stored task reads, so `resume` finds the data, and a study reopened with other data
+    is refused like any other change of `data`."""
+    h = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    h.update(json.dumps([[str(c), str(t)] for c, t in frame.dtypes.items()]).encode())
+    digest = h.hexdigest()[:16]
+    folder = study_dir(name)
+    for existing in (folder / f"data-{digest}.parquet", folder / f"data-{digest}.csv"):
+        if existing.is_file():
+            return existing
+    path = folder / f"data-{digest}.parquet"
+    try:
+        frame.to_parquet(path, index=False)
+    except (ImportError, ValueError, TypeError, NotImplementedError) as e:  # pyarrow: a column of mixed types, …
+        path.unlink(missing_ok=True)
+        path = path.with_suffix(".csv")
+        frame.to_csv(path, index=False)
+        log.info("the table is kept as CSV (Parquet cannot hold it: %s); column types may change on resume", e)
+    return path
+
+
 def make_sampler(task: Task, n_done: int, parallel: bool = False) -> optuna.samplers.BaseSampler:
     """The BO engine of `task` (a registered name, `core.samplers`). The seed mixes in how
-    many trials exist so a resumed study does not replay the random start it already tried."""
-    return samplers.make_sampler(str(task.sampler), task.seed * 100_003 + n_done, task.n_trials, parallel)
+    many trials exist so a resumed study does not replay the random start it already tried.
+    Without a trial cap (a time budget alone) the sampler plans as for 30 trials."""
+    planned = task.n_trials if task.n_trials is not None else 30
+    return samplers.make_sampler(str(task.sampler), task.seed * 100_003 + n_done, planned, parallel)
+
+
+PRUNER_MIN_EPOCHS = 2  # Hyperband / successive halving: the first rung, in epochs
+PRUNER_REDUCTION = 3  # keep the best third at each rung
+
+
+def make_pruner(cards: Iterable[ModelCard]) -> optuna.pruners.BasePruner:
+    """The pruner the study's model cards name (`ModelCard.pruner`), used when the user
+    gives none. Only when every card names the same one — their models all report after
+    every epoch — with the largest `epochs` of the cards as Hyperband's maximum resource;
+    otherwise none: a pruner would compare a score after an epoch with one after a fold."""
+    cards = list(cards)
+    names = {c.pruner for c in cards}
+    name = names.pop() if len(names) == 1 else None
+    if name is None:
+        return optuna.pruners.NopPruner()
+    epochs = [int(c.space["epochs"].high) for c in cards if "epochs" in c.space.names]  # type: ignore[union-attr, arg-type]
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=PRUNER_MIN_EPOCHS, max_resource=max(epochs, default="auto"),
+                                              reduction_factor=PRUNER_REDUCTION)
+    if name == "successive_halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=PRUNER_MIN_EPOCHS, reduction_factor=PRUNER_REDUCTION)
+    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=PRUNER_MIN_EPOCHS)
 
 
 def open_study(task: Task) -> optuna.Study:
@@ -131,6 +185,18 @@ def stored_task(study: optuna.Study) -> Task:
     return Task.model_validate(study.user_attrs["task"])
 
 
+def set_run_settings(study: optuna.Study, settings: dict[str, Any]) -> None:
+    """Store how the latest run of `study` ran (LLM spec, rate, sampler, memory, workers,
+    sandbox and trial limits; see `Assistant.run_settings`), for `hyperpilot resume`."""
+    study.set_user_attr("run", settings)
+
+
+def run_settings(study: optuna.Study) -> dict[str, Any]:
+    """The run settings stored with `study` (empty for a study made before they were stored)."""
+    stored = study.user_attrs.get("run")
+    return dict(stored) if isinstance(stored, dict) else {}
+
+
 def list_studies() -> list[optuna.study.StudySummary]:
     # a study whose trials never started (all still queued) has no start time: list it last
     return sorted(
@@ -152,7 +218,9 @@ def n_failed(study: optuna.Study) -> int:
 
 
 def trial_table(study: optuna.Study) -> pd.DataFrame:
-    """One row per trial: number, state, source, model, value, seconds, error, config."""
+    """One row per trial: number, state, source, model, value (the mean over CV folds), cv_std
+    (their standard deviation, ddof=0 as scikit-learn's `std_test_score`; complete trials only),
+    seconds, error, config."""
     trials = study.get_trials(deepcopy=False)
     dead = retried(trials)
     rows = []
@@ -164,8 +232,17 @@ def trial_table(study: optuna.Study) -> pd.DataFrame:
             "source": t.user_attrs.get("source", "bo" if t.params else ""),
             "model": t.params.get("model", ""),
             "value": t.value,
+            "cv_std": _fold_std(t),
             "seconds": t.user_attrs.get("seconds"),
             "error": t.user_attrs.get("error", died),
             "config": {k.split(".", 1)[1]: v for k, v in t.params.items() if "." in k},
         })
-    return pd.DataFrame(rows, columns=["number", "state", "source", "model", "value", "seconds", "error", "config"])
+    return pd.DataFrame(rows, columns=["number", "state", "source", "model", "value", "cv_std", "seconds", "error",
+                                       "config"])
+
+
+def _fold_std(t: optuna.trial.FrozenTrial) -> float | None:
+    folds = t.user_attrs.get("fold_values") or []
+    if t.state != TrialState.COMPLETE or len(folds) < 2:
+        return None
+    return float(np.std(np.asarray(folds, dtype=float)))

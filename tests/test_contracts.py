@@ -11,14 +11,43 @@ from hyperpilot.agent.policy import LLMProposer
 from hyperpilot.memory import Memory, MemoryProposer
 from hyperpilot.samplers import SAMPLERS
 from hyperpilot.sandbox import InProcessExecutor, SandboxExecutor, layers
+from hyperpilot.task import Task
 from hyperpilot.trainers import trainers
 
-TRAINERS = sorted(n for n in trainers() if n != "custom_code")  # custom_code runs only as a sandboxed program
+NEEDS_DATA = ("torch_cnn", "lora_text")  # images, text: checked on data of their own below
+TRAINERS = sorted(n for n in trainers() if n != "custom_code" and n not in NEEDS_DATA)  # custom_code: only as a program
 
 
 @pytest.mark.parametrize("name", TRAINERS)
 def test_trainer_contract(name: str) -> None:
     testing.check_trainer(trainers()[name])
+
+
+def _digits(task_type: str) -> tuple:
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True, as_frame=True)
+    keep = y.isin([0, 1]) if task_type == "binary" else y.isin([0, 1, 2])
+    task = Task(data="digits", metric="accuracy", cv_folds=3).resolved(task_type)  # type: ignore[arg-type]
+    return X[keep].iloc[:60].reset_index(drop=True), y[keep].iloc[:60].reset_index(drop=True), task
+
+
+def _texts(task_type: str) -> tuple:
+    from evals.bench_dl import docstring_texts
+
+    frame = docstring_texts(12)
+    if task_type == "multiclass":
+        frame["topic"] = frame["topic"] + frame["text"].str.len().gt(60).map({True: "-long", False: ""})
+    task = Task(data="texts", metric="accuracy", cv_folds=3).resolved(task_type)  # type: ignore[arg-type]
+    return frame[["text"]], frame["topic"], task
+
+
+def test_image_trainer_contract() -> None:
+    testing.check_trainer(trainers()["torch_cnn"], n_configs=2, data=_digits)
+
+
+def test_text_trainer_contract() -> None:
+    testing.check_trainer(trainers()["lora_text"], n_configs=1, data=_texts)
 
 
 def test_program_trainer_contract(tmp_path) -> None:

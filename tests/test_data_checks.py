@@ -24,7 +24,7 @@ from hyperpilot.agent.request import parse_request
 from hyperpilot.cards import DatasetCard
 from hyperpilot.cli import app
 from hyperpilot.core.cv import CrossValidation
-from hyperpilot.data import Dataset, check_finite, check_folds, check_target, infer_task_type, load_dataset, split
+from hyperpilot.data import Dataset, check_finite, check_folds, check_target, infer_task_type, load_dataset, screen, split
 from hyperpilot.errors import DataError, HyperpilotError, TaskError
 from hyperpilot.metrics import METRICS
 from hyperpilot.sandbox import InProcessExecutor
@@ -246,6 +246,7 @@ def prepare(path: Path, spec: dict[str, Any], target: str | None) -> CrossValida
     data = load_dataset(task.data, task.target, encoding=task.encoding)
     task_type = task.task_type or infer_task_type(data.y)
     check_target(data.y, task_type, task.data)
+    data = screen(data, task_type, task.drop, task.split_seed)
     task = task.resolved(task_type)
     X_train, _, y_train, _ = split(data, task)
     check_folds(y_train, task)

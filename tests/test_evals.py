@@ -39,11 +39,35 @@ def test_problem_objective_is_the_assistants_objective() -> None:
     assert problem.loss(config) == loss  # deterministic: a fixed data seed
     assert math.isfinite(problem.holdout_loss(config))
     # the very value hyperpilot's Assistant computes for a trial of the same config
-    from hyperpilot.cards import get_model_card
+    from evals.spaces import bench_card
 
-    default = get_model_card("knn").default_config()
+    default = bench_card("knn").default_config()  # the benchmark card's default, not the bundled card's
     trace = all_methods()["hyperpilot-bo"].run(problem.problem(), 2, seed=0)
     assert trace.configs[0] == default and trace.losses[0] == problem.loss(default)
+    assert all(problem.space().validate(c) == c for c in trace.configs)
+
+
+def test_the_harness_searches_the_benchmark_spaces() -> None:
+    """Benchmark spaces stay in evals/: the problems, and hyperpilot itself inside
+    `benchmark_cards()`, use the cards as they were when the benchmark rows were run, while
+    the bundled cards have product-sized spaces; the bundled ones are back afterwards."""
+    from evals.spaces import bench_card, bench_cards, benchmark_cards
+    from hyperpilot.cards import get_model_card
+    from hyperpilot.trainers import get_trainer
+
+    svm = bench_card("svm")
+    assert (svm.space["gamma"].low, svm.space["gamma"].high) == (1e-4, 1e-3)  # Bayesmark's narrow range
+    assert get_model_card("svm").space["gamma"].high > 1e-3  # the product's
+    for p in get_problems("bayesmark"):
+        assert p.space == bench_card(p.name.split("-")[2]).space
+    bundled = {name: get_model_card(name) for name in bench_cards()}
+    with benchmark_cards():
+        with benchmark_cards():  # re-entrant
+            assert get_model_card("svm") is svm and get_trainer("svm").card is svm
+        for name, card in bench_cards().items():
+            assert get_model_card(name) is card and get_trainer(name).card is card
+    for name, card in bundled.items():
+        assert get_model_card(name) is card and get_trainer(name).card is card
 
 
 def test_table_runs_through_the_study_loop() -> None:

@@ -48,18 +48,19 @@ def test_rank_normalise_orders_by_direction_and_keeps_failures_out() -> None:
 
 
 def test_map_config_drops_clips_and_casts() -> None:
-    rf = {"max_depth": "7.6", "min_samples_split": 2.0, "max_features": 0.4, "n_estimators": 500,
-          "min_samples_leaf": 0.02, "min_weight_fraction_leaf": 0.01, "min_impurity_decrease": 0.0}
+    rf = {"max_depth": "7.6", "min_samples_split": 90.0, "max_features": 0.4, "n_estimators": 500,
+          "min_samples_leaf": 2.0, "min_weight_fraction_leaf": 0.01, "min_impurity_decrease": 0.0}
     mapped = map_config(rf, get_model_card("decision_tree").space)
     assert mapped is not None
     assert mapped["max_depth"] == 8 and isinstance(mapped["max_depth"], int)  # cast
-    assert mapped["min_samples_split"] == 0.99  # clipped to the new range
+    assert mapped["min_samples_split"] == get_model_card("decision_tree").space["min_samples_split"].high  # clipped
     assert "n_estimators" not in mapped  # unknown in the new space
     svm = map_config({"C": 1e6, "gamma": "0.0005"}, get_model_card("svm").space)
-    assert svm == {"C": 1000.0, "gamma": 0.0005, "tol": get_model_card("svm").space.defaults()["tol"]}
-    assert map_config({"C": 10.0}, get_model_card("knn").space) is None  # nothing carries over
-    lasso = map_config({"alpha": 0.1, "fit_intercept": "maybe", "max_iter": 100}, get_model_card("lasso").space)
-    assert lasso is not None and lasso["fit_intercept"] == get_model_card("lasso").space.defaults()["fit_intercept"]
+    assert svm == {"C": get_model_card("svm").space["C"].high, "gamma": 0.0005,
+                   "tol": get_model_card("svm").space.defaults()["tol"]}
+    assert map_config({"C": 10.0}, get_model_card("ridge").space) is None  # nothing carries over
+    knn = map_config({"n_neighbors": 7, "weights": "maybe", "leaf_size": 100}, get_model_card("knn").space)
+    assert knn is not None and knn["weights"] == get_model_card("knn").space.defaults()["weights"]
 
 
 def test_transfer_share_between_models() -> None:
@@ -67,7 +68,9 @@ def test_transfer_share_between_models() -> None:
     assert transfer_share("random_forest", "tree-ensemble", rf.space.names, rf) == 1.0
     assert transfer_share("random_forest", "tree-ensemble", rf.space.names, dt) == 1.0  # same params, other family
     assert transfer_share("svm", "kernel", ["C", "gamma", "tol"], lr) == 0.0  # svm's C is not LR's C
-    assert transfer_share("ridge", "linear", ["alpha", "fit_intercept", "max_iter", "tol"], get_model_card("lasso")) == 0.8
+    assert transfer_share("ridge", "linear", ["alpha"], get_model_card("lasso")) == 1.0
+    et = get_model_card("extra_trees")  # 3 of its 5 params, same family
+    assert transfer_share("random_forest", "tree-ensemble", ["max_features", "max_depth", "min_samples_leaf"], et) == 0.6
 
 
 def test_meta_similarity() -> None:

@@ -14,7 +14,7 @@ from hyperpilot import Assistant, Task, studies
 from hyperpilot.agent.llm import LLMTimeout, LLMUnavailable, ScriptedLLM
 from hyperpilot.agent.planner import AnswerError, Example, Planner, Proposal, config_schema
 from hyperpilot.agent.policy import DEFAULT_RATE, LLMProposer
-from hyperpilot.cards import DatasetCard, get_model_card
+from hyperpilot.cards import DatasetCard, ModelCard, get_model_card
 from hyperpilot.core.loop import StudyLoop, TrialHandle
 from hyperpilot.core.proposer import CardDefaults, StudyContext, config_key
 from hyperpilot.core.space import StudySpace
@@ -22,7 +22,13 @@ from hyperpilot.core.types import Outcome
 from hyperpilot.data import load_dataset
 from hyperpilot.report import accounting, accounting_rows, source_ranks
 
-SVM = get_model_card("svm")
+# the svm card with fixed ranges (Bayesmark's), so that the numbers below are grid values
+# whatever range the bundled card has
+SVM = ModelCard.model_validate({**get_model_card("svm").model_dump(exclude={"space", "default"}), "space": {
+    "C": {"type": "float", "low": 1.0, "high": 1000.0, "log": True, "description": "Inverse regularisation."},
+    "gamma": {"type": "float", "low": 1e-4, "high": 1e-3, "log": True, "description": "RBF kernel width."},
+    "tol": {"type": "float", "low": 1e-5, "high": 0.1, "log": True, "description": "Stopping tolerance."},
+}, "default": {"C": 10.0, "gamma": 1e-3, "tol": 1e-3}})
 SPACE = StudySpace([SVM])
 VARS = {"task": Task(data="sklearn:iris"), "metric": "accuracy", "direction": "maximize",
         "dataset_card": "Dataset: iris", "examples": [], "planned": ["svm C=10 gamma=0.001 tol=0.001"]}
@@ -242,14 +248,14 @@ def test_unavailable_backend_cools_down_instead_of_being_called_every_step() -> 
 
 
 def test_memory_examples_are_offered_as_candidates_and_in_prompts() -> None:
-    example = Example(task="iris, accuracy", model="knn", config={"n_neighbors": 13, "p": 1}, score=0.97)
+    example = Example(task="iris, accuracy", model="knn", config={"n_neighbors": 13, "weights": "uniform", "p": 1}, score=0.97)
 
     def pick_memory(messages: list[dict[str, str]], schema: Any) -> str:
         lines = [ln for ln in messages[-1]["content"].splitlines() if ln[:1].isdigit() and ": knn" in ln]
-        index = next(i for i, ln in enumerate(lines) if "n_neighbors=13 p=1" in ln)
+        index = next(i for i, ln in enumerate(lines) if 'n_neighbors=13 weights="uniform" p=1' in ln)
         return json.dumps({"choice": index, "reason": "worked before"})
 
-    design = json.dumps({"configs": [{"model": "knn", "n_neighbors": 6, "p": 2, "reason": "small k"}]})
+    design = json.dumps({"configs": [{"model": "knn", "n_neighbors": 10, "weights": "uniform", "p": 2, "reason": "small k"}]})
     llm = ScriptedLLM([design, pick_memory])
     study = _drive(llm, n=4, rate=1.0, n_initial=1, summarise=False, examples=lambda ctx: [example])
     assert "Best configurations of similar past studies" in llm.requests[0][0][-1]["content"]

@@ -21,7 +21,8 @@ SAMPLES: dict[str, dict[str, Any]] = {
                         "history": ["0.5 | svm C=10"], "n_done": 1, "candidates": ["svm C=3", "svm C=30"]},
     "summarise": {"models": "svm", "metric": "f1", "direction": "maximize", "n_trials": 20, "best": "0.9 with svm C=10",
                   "importances": [("C", 0.7), ("gamma", 0.3)], "region": ["C: 10 to 100"]},
-    "parse_request": {"text": "tune svm on churn.csv", "data": "churn.csv", "columns": ["age", "churn"]},
+    "parse_request": {"text": "tune svm on churn.csv", "data": "churn.csv", "columns": ["age", "churn"],
+                      "models": ["svm: support vector, svc"], "metrics": ["roc_auc: auc, roc auc"]},
     "retry": {"error": "configs.0.C: Input should be 1.0 or 3.98", "hint": ""},
 }
 USES_EXAMPLES = ("initial_design", "next_candidates")

@@ -82,7 +82,7 @@ def test_good_study_name(name: str) -> None:
         ({"n_trials": 0}, "n_trials"),
         ({"cv_folds": 1}, "cv_folds"),
         ({"cv_folds": 50}, "cv_folds"),
-        ({"test_size": 0.0}, "test_size"),
+        ({"test_size": -0.1}, "test_size"),  # 0 is allowed: nothing held out (issue 15)
         ({"timeout": -1}, "timeout"),
         ({"seed": "abc"}, "seed"),
         ({"modles": ["knn"]}, "modles"),

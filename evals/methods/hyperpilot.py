@@ -1,6 +1,8 @@
 """hyperpilot itself: `Assistant.solve` on the problem's task (same data seed, so the same
 objective as every other method). Variants differ only in the proposers they switch on.
-Trials run in-process here (no sandbox) so that wall times compare with the baselines.
+Trials run in-process here (no sandbox) so that wall times compare with the baselines, and
+with the benchmark's model cards (`evals.spaces.benchmark_cards`), the spaces every other
+method searches.
 
 A lookup table (HPOBench) has no data to solve, so there hyperpilot's own loop
 (`core.loop.StudyLoop`) runs the table lookup as the objective, over a one-model space made
@@ -44,6 +46,7 @@ class Hyperpilot(Method):
     def run(self, problem: Problem, budget: int, seed: int) -> Trace:
         if problem.task is None:
             return self.run_table(problem, budget, seed)
+        from evals.spaces import benchmark_cards
         from hyperpilot import Task
         from hyperpilot.metrics import get_metric
 
@@ -53,7 +56,8 @@ class Hyperpilot(Method):
             try:
                 start = time.perf_counter()
                 task = Task(**{**problem.task, "seed": seed, "n_trials": budget})
-                result = self.assistant(problem).solve(task)
+                with benchmark_cards():
+                    result = self.assistant(problem).solve(task)
                 wall = time.perf_counter() - start
             finally:
                 if old is None:

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import joblib
 import optuna
 
 from hyperpilot import studies
 from hyperpilot.agent.code_proposer import ProgramChooser
-from hyperpilot.agent.llm import LLM, default_spec, resolve_llm
+from hyperpilot.agent.llm import LLM, EmbeddedLLM, OpenAICompatLLM, ScriptedLLM, default_spec, resolve_llm
 from hyperpilot.agent.policy import DEFAULT_RATE, LLMProposer, memory_examples
 from hyperpilot.cards import DatasetCard, get_model_card
 from hyperpilot.core.cv import CrossValidation
@@ -28,12 +28,12 @@ from hyperpilot.core.loop import StudyLoop
 from hyperpilot.core.proposer import CardDefaults, Proposer, StudyContext
 from hyperpilot.core.space import StudySpace
 from hyperpilot.core.types import Result, TrialRecord, trial_seed
-from hyperpilot.data import Dataset, check_folds, check_target, infer_task_type, load_dataset, split
+from hyperpilot.data import Dataset, check_folds, check_target, infer_task_type, load_dataset, screen, split
 from hyperpilot.errors import HyperpilotError, StudyError
 from hyperpilot.report import write_report
-from hyperpilot.sandbox import SandboxExecutor, warn_weak_sandbox
+from hyperpilot.sandbox import InProcessExecutor, SandboxExecutor, warn_weak_sandbox
 from hyperpilot.task import Task
-from hyperpilot.trainers import FittedModel
+from hyperpilot.trainers import FittedModel, get_trainer
 
 if TYPE_CHECKING:
     from hyperpilot.memory import Memory, MemoryProposer
@@ -52,7 +52,10 @@ class Assistant:
     "openai:MODEL", "http://HOST:PORT/v1#MODEL"; default `$HYPERPILOT_LLM`, else "embedded");
     it proposes the initial design and replaces BO's candidate at `llm_rate` of the steps.
     `memory` warm-starts from similar past studies and stores this one (see `hyperpilot.memory`):
-    True (default) for the memory under HYPERPILOT_HOME, a `Memory`, or None/False for none."""
+    True (default) for the memory under HYPERPILOT_HOME, a `Memory`, or None/False for none.
+    `on_start` is called once per solve with the resolved task (type, metric, models, study
+    name filled in), just before the first trial. Each solve stores these run settings with
+    the study (`studies.run_settings`, never a key) so that `hyperpilot resume` reuses them."""
 
     def __init__(
         self,
@@ -66,6 +69,7 @@ class Assistant:
         workers: int = 1,
         sampler: optuna.samplers.BaseSampler | str | None = None,
         pruner: optuna.pruners.BasePruner | None = None,
+        on_start: Callable[[Task], None] | None = None,
     ) -> None:
         from hyperpilot.memory.proposer import memory_proposer
 
@@ -83,32 +87,46 @@ class Assistant:
         self.sampler = sampler
         self.pruner = pruner
         self.on_trial = on_trial
+        self.on_start = on_start
+        self.llm_rate = llm_rate
+        self.uses_memory = warm is not None
 
     def solve(self, task: Task) -> Result:
         start = time.perf_counter()
         if isinstance(self.sampler, str):
-            task = Task.model_validate({**task.model_dump(), "sampler": self.sampler})  # validated: an unknown name is one line
-        data = load_dataset(task.data, task.target, encoding=task.encoding)
+            task = task.updated(sampler=self.sampler)  # validated: an unknown name is one line
+        data = load_dataset(task.data, task.target, encoding=task.encoding, frame=task.frame)
         task_type = task.task_type or infer_task_type(data.y)
         check_target(data.y, task_type, task.data)
+        data = screen(data, task_type, task.drop, task.split_seed)  # --drop, row indices and IDs; leak warning
         task = task.resolved(task_type)
         space = StudySpace([get_model_card(m, task_type) for m in task.models])
-        X_train, X_test, y_train, y_test = split(data, task)
+        X_train, X_test, y_train, y_test = split(data, task) if task.test_size else (data.X, None, data.y, None)
         check_folds(y_train, task)  # before any trial: every fold can train on every class
-        card = DatasetCard.profile(Dataset(data.name, X_train, y_train, data.target), task_type)
+        for name in task.models:
+            get_trainer(name).check(X_train, task)  # features the model cannot use at all: one line now
+        executor = self.executor or SandboxExecutor(workers=self.workers)
+        warm = getattr(executor, "warm", None)
+        if callable(warm):
+            warm()  # sandbox workers start now, while the study, the LLM and the proposers do
+        card = DatasetCard.profile(Dataset(data.name, X_train, y_train, data.target, data.dropped, data.leaks), task_type)
 
+        if task.frame is not None:  # a table given in memory: kept in the study folder, so resume finds it
+            task = task.stored_at(str(studies.save_data(str(task.study_name), task.frame)))
         study = studies.open_study(task)
         study.sampler = (self.sampler if isinstance(self.sampler, optuna.samplers.BaseSampler)
                          else studies.make_sampler(task, len(study.trials), parallel=self.workers > 1))
-        study.pruner = self.pruner or optuna.pruners.NopPruner()
-        executor = self.executor or SandboxExecutor(workers=self.workers)
+        study.pruner = self.pruner or studies.make_pruner(space.cards.values())  # the cards' pruner, else none
         warn_weak_sandbox(executor)  # once per solve: under unshare/plain a trial can read this machine's files
+        studies.set_run_settings(study, self.run_settings(executor))
         programs = ProgramChooser(study, str(task.study_name))
         objective = CrossValidation(executor, X_train, y_train, task, code_for=programs.code_for)
         ctx = StudyContext(task, study, space, card)
         loop = StudyLoop(ctx, objective, [CardDefaults(), *self.proposers], workers=self.workers, on_trial=self.on_trial,
                          heartbeat=studies.heartbeat)
         deadline = start + task.timeout if task.timeout else None
+        if self.on_start is not None:
+            self.on_start(task)
         loop.run(task.n_trials, deadline)
 
         best = _best_trial(study)
@@ -117,6 +135,9 @@ class Assistant:
         fitted, test_score = objective.refit(model, config, X_test, y_test, trial_seed(task.seed, best.number), code)
         folder = studies.study_dir(str(task.study_name))
         joblib.dump(FittedModel(fitted, objective.classes, [str(c) for c in X_train.columns]), folder / "model.joblib")
+        export = getattr(fitted, "export", None)
+        if callable(export):  # e.g. a LoRA adapter in PEFT's format, next to the report
+            export(folder)
         table = studies.trial_table(study)
         result = Result(
             study_name=str(task.study_name), task=task, best_model=model, best_config=config,
@@ -137,6 +158,36 @@ class Assistant:
         if n_trials is not None:
             task = task.model_copy(update={"n_trials": n_trials})
         return self.solve(task)
+
+    def run_settings(self, executor: Executor | None = None) -> dict[str, Any]:
+        """How this assistant runs a study, as `hyperpilot resume` rebuilds it: the planner's
+        LLM spec (None when the object cannot be rebuilt from a spec; never a key, at most the
+        name of the variable that holds one), its rate, the sampler, memory on/off, workers,
+        and the executor's sandbox, trial timeout and trial memory."""
+        executor = executor or self.executor
+        limits = getattr(executor, "limits", None)
+        return {
+            "llm": _llm_spec(self.llm), "llm_rate": self.llm_rate,
+            "sampler": self.sampler if isinstance(self.sampler, str) else None,
+            "memory": self.uses_memory, "workers": self.workers,
+            "no_sandbox": isinstance(executor, InProcessExecutor),
+            "trial_timeout": getattr(executor, "trial_timeout", None),
+            "trial_memory": getattr(limits, "memory_mb", None),
+        }
+
+
+def _llm_spec(llm: LLM | None) -> str | None:
+    """The `resolve_llm` spec that rebuilds `llm`, or None for an object no spec rebuilds."""
+    if llm is None:
+        return "none"
+    if isinstance(llm, EmbeddedLLM):
+        return "embedded" + (f":{llm.model_path}" if llm.model_path else "")
+    if isinstance(llm, ScriptedLLM):
+        return "scripted" if not llm.script else None
+    if isinstance(llm, OpenAICompatLLM):
+        spec = llm.describe() if llm.base_url else f"openai:{llm.model}"  # describe(): the URL without user or password
+        return spec + (f"?key_env={llm.api_key_env}" if llm.api_key_env else "")
+    return None
 
 
 def _best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:

@@ -71,7 +71,7 @@ class LLMProposer(Proposer):
         n_initial = self.n_initial if self.n_initial is not None else (2 if llm.free_proposals else 0)
         design: list[Suggestion] = []
         if ctx.fresh and n_initial > 0:
-            k = min(n_initial, max(0, ctx.task.n_trials - len(ctx.space.models)))
+            k = n_initial if ctx.task.n_trials is None else min(n_initial, max(0, ctx.task.n_trials - len(ctx.space.models)))
             if k:
                 design = self._guarded(ctx, lambda: self._initial_design(ctx, k)) or []
         self._save(ctx)

@@ -37,6 +37,8 @@ class DatasetCard(BaseModel):
     class_balance: dict[str, float] | None = None
     target_stats: dict[str, float] | None = None
     meta_features: dict[str, float]
+    dropped: dict[str, str] = {}  # columns no model saw, and why (`data.screen`)
+    leaks: dict[str, float] = {}  # features that alone predict the target almost perfectly, with that score
 
     @classmethod
     def profile(cls, data: Dataset, task_type: TaskType) -> DatasetCard:
@@ -71,6 +73,7 @@ class DatasetCard(BaseModel):
             n_numeric=n_numeric, n_categorical=X.shape[1] - n_numeric, missing_fraction=round(missing, 4),
             columns=columns, class_balance=balance, target_stats=stats,
             meta_features={k: round(v, 6) for k, v in meta.items()},
+            dropped=dict(data.dropped), leaks=dict(data.leaks),
         )
 
     def to_text(self, max_columns: int = 15) -> str:
@@ -88,6 +91,10 @@ class DatasetCard(BaseModel):
         shown = ", ".join(f"{c.name} ({c.kind}{f', {c.missing:.0%} missing' if c.missing else ''})" for c in self.columns[:max_columns])
         more = f" … and {len(self.columns) - max_columns} more" if len(self.columns) > max_columns else ""
         lines.append(f"Columns: {shown}{more}")
+        if self.dropped:
+            lines.append("Dropped: " + "; ".join(f"{c} ({why})" for c, why in self.dropped.items()))
+        if self.leaks:
+            lines.append("Suspected leaks (one column alone predicts the target): " + ", ".join(self.leaks))
         return "\n".join(lines)
 
 

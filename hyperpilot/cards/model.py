@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -24,12 +24,15 @@ class ModelCard(BaseModel):
     name: str
     title: str
     family: str = Field(description="e.g. tree-ensemble, linear, kernel, neighbours, neural-net")
+    aliases: list[str] = Field(default_factory=list, description="other names a request may use, lower case (e.g. rf, gbm)")
     description: str
     task_types: list[TaskType]
     space: SearchSpace
     default: dict[str, Any] = Field(description="a known-good config inside `space`")
     fixed: dict[str, Any] = Field(default_factory=dict, description="constructor args never tuned")
     notes: str = ""
+    pruner: Literal["hyperband", "successive_halving", "median"] | None = Field(
+        None, description="the pruner for a model that reports after every epoch (used when the user gives none)")
 
     @model_validator(mode="before")
     @classmethod
@@ -78,8 +81,11 @@ _EXTRA: dict[str, ModelCard] = {}
 
 
 def register_card(card: ModelCard) -> None:
-    """Add `card` (done by `hyperpilot.trainers.register`, so a user's own trainer can be tuned by name)."""
-    if model_cards().get(card.name) is not card:
+    """Add `card` (done by `hyperpilot.trainers.register`, so a user's own trainer can be tuned
+    by name); a card of a bundled name replaces the bundled one, until that is registered again."""
+    if model_cards().get(card.name) is card:
+        _EXTRA.pop(card.name, None)
+    else:
         _EXTRA[card.name] = card
 
 

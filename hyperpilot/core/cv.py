@@ -4,8 +4,11 @@ Folds are made here (stratified for classification, seeded by the task's data se
 every optimiser sees the same objective); the executor runs the trainer and reports each
 fold's predictions; the metric is computed here (`core.scoring`), reported to the trial
 as the running mean (so a pruner can stop a poor trial after a fold), and the trial's
-value is the mean over folds. `refit` fits the best config on all training rows through
-the same executor (same limits) and scores the held-out rows here.
+value is the mean over folds. A trainer that trains in epochs (`trainers.run.run_epochs`)
+reports every fold after every epoch: the intermediate value at step e is the mean over
+the folds after epoch e (`EpochCurve`; the learning curve), and the trial's value that of
+the last epoch. `refit` fits the best config on all training rows through
+the same executor (same limits) and scores the held-out rows here (when there are any).
 
 The study's pruner sees every fold: Optuna's default `MedianPruner` (what a bare
 `optuna.create_study()` gets) prunes after a fold; set `optuna.pruners.NopPruner()` on the
@@ -65,9 +68,12 @@ class CrossValidation:
         code, attrs = (None, {}) if self.code_for is None else self.code_for(handle)
         values: list[float] = []
         problem: list[str] = []
+        curve = EpochCurve(len(self.folds))
 
         def on_report(step: int, response: Response) -> bool:
-            if step != len(values) or step >= len(self.folds):
+            if "epoch" in response:
+                return on_epoch(step, response)
+            if step != len(values) or step >= len(self.folds) or curve.scores:
                 problem.append(f"the trial reported fold {step} out of order")
                 return True
             try:
@@ -77,11 +83,28 @@ class CrossValidation:
                 problem.append(str(e))
                 return True
             handle.report(float(np.mean(values)), step)
+            return step < len(self.folds) - 1 and handle.should_prune()  # after the last fold nothing is saved: it completes
+
+        def on_epoch(step: int, response: Response) -> bool:
+            fold = curve.expect(step, response)
+            if fold is None:
+                problem.append(f"the trial reported epoch predictions out of order (step {step})")
+                return True
+            try:
+                done = curve.add(score(str(self.task.metric), self.task.task_type, self.y[self.folds[fold][1]],  # type: ignore[arg-type]
+                                       {k: v for k, v in response.items() if k not in EpochCurve.META}, self.n_classes))
+            except HyperpilotError as e:
+                problem.append(str(e))
+                return True
+            if done is None:
+                return False
+            values[:] = done
+            handle.report(float(np.mean(values)), len(curve.scores) - 1)
             return handle.should_prune()
 
         res = self.executor.run(self.job(handle.model, handle.config, handle.seed, code), on_report)
         seconds = time.perf_counter() - start
-        attrs = {**attrs, **res.attrs}
+        attrs = {**attrs, **res.attrs, **curve.attrs()}
         if problem:
             return Outcome(None, seconds, problem[0], steps=values, attrs=attrs)
         if res.stopped and values:
@@ -96,10 +119,17 @@ class CrossValidation:
             return Outcome(None, seconds, str(e), steps=values, attrs=attrs)
         return Outcome(value, seconds, steps=values, attrs=attrs)
 
-    def refit(self, model: str, config: dict[str, Any], X_test: pd.DataFrame, y_test: pd.Series,
-              seed: int, code: str | None = None) -> tuple[Any, float]:
+    def refit(self, model: str, config: dict[str, Any], X_test: pd.DataFrame | None, y_test: pd.Series | None,
+              seed: int, code: str | None = None) -> tuple[Any, float | None]:
         """Fit `config` on every training row and score it on (X_test, y_test): (the fitted
-        model, the held-out score). Raises `TrialError` when the refit fails."""
+        model, the held-out score; None when nothing is held out, X_test None). Raises
+        `TrialError` when the refit fails."""
+        if X_test is None or y_test is None:
+            job = self.job(model, config, seed, code, folds=[(np.arange(len(self.y)), None)], keep_model=True)
+            res = self.executor.run(job, lambda step, response: False)
+            if not res.ok or res.model is None:
+                raise TrialError(f"refitting the best config failed: {res.error or 'no model came back'}")
+            return res.model, None
         if self.classes is not None:
             index = {c: i for i, c in enumerate(self.classes)}
             codes = y_test.map(index)
@@ -125,3 +155,42 @@ class CrossValidation:
         if problem or not scores:
             raise TrialError(f"scoring the refit model failed: {problem[0] if problem else 'no predictions came back'}")
         return res.model, scores[0]
+
+
+class EpochCurve:
+    """The folds' scores after each epoch, for trainers that report every epoch
+    (`trainers.run.run_epochs`): report step e·k + fold carries `epoch` = e (a 0-d int)
+    and may carry `device` (a 0-d str); the epoch's value is the mean over the k folds."""
+
+    META = ("epoch", "device")
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+        self.scores: list[list[float]] = []
+        self.device: str | None = None
+
+    def expect(self, step: int, response: Response) -> int | None:
+        """The fold this report is for, or None when it comes out of order."""
+        epoch, fold = divmod(step, self.k)
+        tag = np.asarray(response["epoch"])
+        if tag.ndim != 0 or tag.dtype.kind not in "iu" or int(tag) != epoch:
+            return None
+        if len(self.scores) != epoch + (fold > 0) or (fold > 0 and len(self.scores[epoch]) != fold):
+            return None
+        if "device" in response and np.asarray(response["device"]).dtype.kind == "U":
+            self.device = str(response["device"])[:20]
+        return fold
+
+    def add(self, value: float) -> list[float] | None:
+        """Add the next fold's score; the epoch's fold scores once it is complete."""
+        if not self.scores or len(self.scores[-1]) == self.k:
+            self.scores.append([])
+        self.scores[-1].append(value)
+        return list(self.scores[-1]) if len(self.scores[-1]) == self.k else None
+
+    def attrs(self) -> dict[str, Any]:
+        """What to store with the trial: complete epochs run and the device."""
+        if not self.scores:
+            return {}
+        done = len(self.scores) - (len(self.scores[-1]) < self.k)
+        return {"epochs_run": done, **({"device": self.device} if self.device else {})}

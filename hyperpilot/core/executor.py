@@ -6,10 +6,12 @@ A `Job` fits `model` with `config` once per fold on the fold's fit rows and pred
 fold's other rows (their labels are not part of what the trainer is given); after each
 fold the executor passes the predictions to `on_report(step, response)` — the report
 channel — whose True answer means stop (pruned). A refit job has one fold that fits every
-row and predicts `X_new`, and keeps the fitted model.
+row and predicts `X_new` (nothing when `X_new` is None), and keeps the fitted model.
 
-Lifecycle: constructing an executor does no I/O; `run` may be called from several
-threads at once, up to `workers` jobs in parallel; `close()` frees what it holds."""
+Lifecycle: constructing an executor does no I/O; `warm()`, where an executor has it,
+starts its workers in the background (a solve calls it as soon as the data checks
+pass, so their start-up overlaps profiling and the planner's start); `run` may be called
+from several threads at once, up to `workers` jobs in parallel; `close()` frees what it holds."""
 
 from __future__ import annotations
 
@@ -22,7 +24,9 @@ import pandas as pd
 
 from hyperpilot.task import Task
 
-Response = dict[str, np.ndarray]  # "predict" | "proba" | "decision" -> array, one row per predicted row
+# "predict" | "proba" | "decision" -> array, one row per predicted row; a trainer that trains
+# in epochs adds "epoch" (0-d int) and "device" (0-d str) to each fold's report (`core.cv.EpochCurve`)
+Response = dict[str, np.ndarray]
 ReportFn = Callable[[int, Response], bool]  # (step, response) -> stop?
 Fold = tuple[np.ndarray, np.ndarray | None]  # (rows to fit on, rows to predict; None: predict X_new)
 

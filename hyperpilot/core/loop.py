@@ -1,13 +1,19 @@
 """The one study loop: ask → run → tell, for every caller.
 
     start: proposers' warm-start configs are queued in the study (fresh study only)
-    until the budget (or the deadline) is spent, keep `workers` trials in flight:
+    until the budget (a trial cap, a deadline, or both) is spent, keep `workers` trials in flight:
         next suggestion: queued trial ▸ first proposer that suggests ▸ BO (`study.ask`)
         run it on a worker thread: objective(handle) -> Outcome  (the handle carries the
             suggestion, a derived seed and the report channel: report / should_prune)
         when one finishes: tell the study (COMPLETE / FAIL / PRUNED), record its
             seconds and error, tell the proposers and the progress callback
     finish: proposers' `finish`
+
+A deadline is a time budget: no trial starts after it, and a trial still running then is
+stopped after its current fold (recorded PRUNED, user attr `stopped: deadline`) once the
+study has a completed trial; before that it finishes, and a study without a completed
+trial starts one even when the deadline has passed (loading the data or the planner took
+the budget), so a study ends with a model when one can be had.
 
 Suggestions are asked in this thread only, so the order of asks (and a seeded sampler's
 draws) does not depend on the workers; BO sees running trials (TPE's constant liar) and
@@ -39,13 +45,16 @@ class TrialHandle:
     """One running trial as the objective sees it: what to run (`model`, `config`,
     `suggestion`), its derived `seed`, and the report channel to the coordinator."""
 
-    def __init__(self, trial: optuna.Trial, suggestion: Suggestion, seed: int) -> None:
+    def __init__(self, trial: optuna.Trial, suggestion: Suggestion, seed: int,
+                 out_of_time: Callable[[], bool] | None = None) -> None:
         self.trial = trial
         self.suggestion = suggestion
         self.model, self.config = suggestion.model, suggestion.config
         self.number = trial.number
         self.seed = seed
         self.steps: list[float] = []
+        self.stopped_at_deadline = False
+        self._out_of_time = out_of_time
         self._lock = threading.Lock()
 
     def report(self, value: float, step: int) -> None:
@@ -55,8 +64,11 @@ class TrialHandle:
             self.steps.append(float(value))
 
     def should_prune(self) -> bool:
-        """Whether the study's pruner says to stop this trial now."""
+        """Whether to stop this trial now: the study's deadline has passed, or its pruner says so."""
         with self._lock:
+            if self._out_of_time is not None and self._out_of_time():
+                self.stopped_at_deadline = True
+                return True
             return bool(self.trial.should_prune())
 
 
@@ -106,11 +118,16 @@ class StudyLoop:
         self.rejected: dict[str, int] = {}  # suggestions dropped (invalid or duplicate), by source
         self._queued = 0
         self._best: float | None = None
+        self._deadline: float | None = None
 
     # -- the loop ------------------------------------------------------------------------
-    def run(self, n_trials: int, deadline: float | None = None) -> StudyContext:
-        """Run trials until the study has `n_trials` finished ones (resumed ones count)
-        or `time.perf_counter()` passes `deadline`; trials in flight then still finish."""
+    def run(self, n_trials: int | None, deadline: float | None = None) -> StudyContext:
+        """Run trials until the study has `n_trials` finished ones (resumed ones count; None:
+        no cap) or `time.perf_counter()` passes `deadline` (see the module docstring for a
+        trial running at the deadline)."""
+        if n_trials is None and deadline is None:
+            raise HyperpilotError("a study needs a trial cap, a deadline, or both")
+        self._deadline = deadline
         ctx, study = self.ctx, self.ctx.study
         trials = study.get_trials(deepcopy=False)
         ctx.fresh = not trials
@@ -121,10 +138,12 @@ class StudyLoop:
             for s in proposer.start(ctx):
                 self._enqueue(s)
         pending: dict[Future[Outcome], tuple[TrialHandle, float]] = {}
+        started = 0
         with ThreadPoolExecutor(self.workers, thread_name_prefix="hyperpilot-trial") as pool:
             while True:
-                while (len(pending) < self.workers and ctx.n_done + len(pending) < n_trials
-                       and (deadline is None or time.perf_counter() < deadline)):
+                while (len(pending) < self.workers and (n_trials is None or ctx.n_done + len(pending) < n_trials)
+                       and (deadline is None or time.perf_counter() < deadline or (started == 0 and self._best is None))):
+                    started += 1
                     handle = self._start()
                     pending[pool.submit(self._call, handle)] = (handle, time.perf_counter())
                 if not pending:
@@ -168,7 +187,11 @@ class StudyLoop:
         suggestion = Suggestion(model, config, source, str(attrs.get("rationale", "")),
                                 attrs={k: v for k, v in attrs.items() if k not in ("source", "rationale")})
         ctx.running.append((model, config))
-        return TrialHandle(trial, suggestion, trial_seed(ctx.task.seed, trial.number))
+        return TrialHandle(trial, suggestion, trial_seed(ctx.task.seed, trial.number), self._out_of_time)
+
+    def _out_of_time(self) -> bool:
+        """Past the deadline, with a completed trial to show for it (a running trial may stop)."""
+        return self._deadline is not None and self._best is not None and time.perf_counter() >= self._deadline
 
     def _enqueue(self, s: Suggestion, check_new: bool = False) -> bool:
         """Queue `s` in the study; False (and counted) when it is invalid or already tried."""
@@ -189,7 +212,7 @@ class StudyLoop:
         return True
 
     # -- bookkeeping ---------------------------------------------------------------------
-    def _finish(self, handle: TrialHandle, outcome: Outcome, seconds: float, n_trials: int) -> None:
+    def _finish(self, handle: TrialHandle, outcome: Outcome, seconds: float, n_trials: int | None) -> None:
         ctx, trial = self.ctx, handle.trial
         trial.set_user_attr("seconds", round(outcome.seconds or seconds, 4))
         extra = dict(outcome.attrs)
@@ -197,6 +220,8 @@ class StudyLoop:
             extra["error"] = outcome.error
         if outcome.steps or handle.steps:
             extra["fold_values"] = list(outcome.steps or handle.steps)
+        if outcome.pruned and handle.stopped_at_deadline:
+            extra["stopped"] = "deadline"
         for key, value in extra.items():
             trial.set_user_attr(key, value)
         if outcome.pruned:

@@ -22,7 +22,8 @@ from hyperpilot.metrics import TaskType, get_metric
 
 RESPONSES = ("predict", "proba", "decision")
 RANGES: dict[str, tuple[float, float]] = {
-    "accuracy": (0.0, 1.0), "balanced_accuracy": (0.0, 1.0), "f1": (0.0, 1.0), "roc_auc": (0.0, 1.0),
+    "accuracy": (0.0, 1.0), "balanced_accuracy": (0.0, 1.0), "f1": (0.0, 1.0), "precision": (0.0, 1.0),
+    "recall": (0.0, 1.0), "roc_auc": (0.0, 1.0),
     "log_loss": (0.0, math.inf), "rmse": (0.0, math.inf), "mse": (0.0, math.inf), "mae": (0.0, math.inf),
     "r2": (-math.inf, 1.0),
 }
@@ -54,6 +55,9 @@ def score(metric: str, task_type: TaskType, y_true: np.ndarray, response: dict[s
         value = skm.balanced_accuracy_score(y_true, pred)
     elif name == "f1":
         value = skm.f1_score(y_true, pred, average="binary" if task_type == "binary" else "macro")
+    elif name in ("precision", "recall"):  # of the positive class (code 1), or the macro average; 0 when undefined
+        fn = skm.precision_score if name == "precision" else skm.recall_score
+        value = fn(y_true, pred, average="binary" if task_type == "binary" else "macro", zero_division=0.0)
     elif name == "roc_auc" and task_type == "binary":
         value = skm.roc_auc_score(y_true, pred[:, 1] if pred.ndim == 2 else pred)
     elif name == "roc_auc":

@@ -66,7 +66,7 @@ class TrialRecord:
     error: str
     best_value: float | None
     n_done: int
-    n_total: int
+    n_total: int | None  # the trial cap; None: a time budget alone
     state: str = "COMPLETE"
     attrs: dict[str, Any] = field(default_factory=dict)
 
@@ -88,7 +88,7 @@ class Result:
     best_model: str
     best_config: dict[str, Any]
     cv_score: float
-    test_score: float
+    test_score: float | None  # None: nothing held out (task.test_size == 0)
     n_trials: int
     n_failed: int
     wall_seconds: float
@@ -102,6 +102,6 @@ class Result:
         pruned = f", {self.n_pruned} pruned" if self.n_pruned else ""
         return (
             f"{self.best_model} {json.dumps(self.best_config, default=str)}: CV {self.task.metric} "
-            f"{self.cv_score:.4f}, test {self.test_score:.4f} ({self.n_trials} trials, "
+            f"{self.cv_score:.4f}, {'no held-out test' if self.test_score is None else f'test {self.test_score:.4f}'} ({self.n_trials} trials, "
             f"{self.n_failed} failed{pruned}, {self.wall_seconds:.1f} s)"
         )

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from hyperpilot.errors import HyperpilotError
@@ -21,9 +22,12 @@ err = Console(stderr=True)
 
 
 class _Out:
-    """stdout; wide when piped, so ids are never cut (`hyperpilot memory list | grep ...`)."""
+    """stdout; wide when piped, so ids are never cut (`hyperpilot memory list | grep ...`);
+    lines of text are never wrapped by rich, so a path or an id never breaks mid-word."""
 
     def print(self, *args: object, **kwargs: object) -> None:
+        if all(isinstance(a, str) for a in args):
+            kwargs.setdefault("soft_wrap", True)
         Console(width=None if sys.stdout.isatty() else 200).print(*args, **kwargs)  # type: ignore[arg-type]
 
 
@@ -40,7 +44,7 @@ def _memory(path: Optional[Path]) -> Memory:
 
 
 def _fail(e: HyperpilotError) -> None:
-    err.print(f"[bold red]error:[/bold red] {e}")
+    err.print(f"[bold red]error:[/bold red] {escape(str(e))}", soft_wrap=True)  # one line, brackets as text
     raise typer.Exit(2)
 
 
@@ -59,6 +63,7 @@ def memory_list(path: Optional[Path] = PathOpt) -> None:
             n_studies, n_trials = memory.count()
             table = Table("id", "dataset", "model", "metric", "best", "trials", "origin",
                           title=f"{n_studies} studies, {n_trials} trials in {memory.path}")
+            table.columns[0].no_wrap = True  # the id is typed next: never cut
             for s in memory.studies():
                 table.add_row(s.id, s.dataset, s.model, s.metric, _score(s.best_score), str(s.n_trials), s.origin)
         console.print(table)
@@ -88,13 +93,14 @@ def memory_show(study_id: str = typer.Argument(..., help="Study id (see `hyperpi
 
 @memory_app.command("search")
 def memory_search(text: str = typer.Argument(..., help="Words describing a dataset or task."),
-                  n: int = typer.Option(10, "-n", help="How many studies."),
+                  limit: int = typer.Option(10, "--limit", min=1, help="How many studies."),
                   path: Optional[Path] = PathOpt) -> None:
     """The studies whose dataset card reads most like TEXT."""
     try:
         with _memory(path).held(create=False) as memory:
-            found = memory.search(text, n)
+            found = memory.search(text, limit)
         table = Table("similarity", "id", "dataset", "model", "best")
+        table.columns[1].no_wrap = True
         for s, sim in found:
             table.add_row(f"{sim:.3f}", s.id, s.dataset, s.model, _score(s.best_score))
         console.print(table)

@@ -136,7 +136,7 @@ class MemoryProposer(Proposer):
         self.neighbours = memory.similar(query_for(task, ctx.dataset_card), cards, self.k, mix=self.mix,
                                          exclude_datasets=self.exclude_datasets, exclude_ids=ids.values())
         defaults = [(m, c.default_config()) for m, c in ctx.space.cards.items()]
-        self.warm = warm_configs(self.neighbours, cards, n=min(self.k, max(1, task.n_trials // 3)), skip=defaults)
+        self.warm = warm_configs(self.neighbours, cards, n=min(self.k, max(1, (task.n_trials or 30) // 3)), skip=defaults)
         if self.warm:
             log.info("memory: %d warm-start config(s) from %s", len(self.warm), [w.neighbour.study.id for w in self.warm])
         return [Suggestion(ws.model, ws.config, SOURCE,

@@ -1,7 +1,8 @@
 """`SandboxExecutor`: the `core.executor.Executor` that runs every job in a `Sandbox`.
 
 Lifecycle: constructing it stores its arguments (no I/O, no process). It holds `workers`
-sandboxes (each one warm worker process, started on first use); a `run` takes a free one.
+sandboxes (each one warm worker process, started on first use, or by `warm()` in the
+background ahead of it); a `run` takes a free one.
 Each `run(job, on_report)`:
 
 1. *trusted* trainers (hyperpilot's own): the training data (X, y) is written once per
@@ -122,6 +123,7 @@ class SandboxExecutor:
         self._pools: dict[bool, queue.Queue[Sandbox]] = {}  # trusted? -> free sandboxes
         self._data: dict[int, tuple[Any, Any, str]] = {}  # id(sandbox) -> (X, y, shared path)
         self._lock = threading.Lock()
+        self._warmed = False
 
     @property
     def sandbox(self) -> Sandbox:
@@ -138,6 +140,20 @@ class SandboxExecutor:
                 for slot in range(self.workers):
                     free.put(self._given or shared_sandbox(self.limits, self.layer, slot, untrusted=not trusted))
             return free
+
+    def warm(self) -> None:
+        """Start the workers of hyperpilot's own trainers now, each from a background thread,
+        and return at once: their start-up (seconds: imports, a warm-up fit) then overlaps
+        what the caller does meanwhile, and the first trial finds its worker ready or part
+        started. Once per executor; a worker that cannot start says why when a trial runs."""
+        with self._lock:
+            if self._warmed:
+                return
+            self._warmed = True
+        boxes = [self._given] if self._given is not None else [
+            shared_sandbox(self.limits, self.layer, slot) for slot in range(self.workers)]
+        for box in boxes:
+            threading.Thread(target=_start_worker, args=(box,), name="hyperpilot-warm", daemon=True).start()
 
     def run(self, job: Job, on_report: ReportFn) -> JobResult:
         start = time.perf_counter()
@@ -197,7 +213,7 @@ class SandboxExecutor:
             X_pred = job.X.iloc[pred] if pred is not None else job.X_new
             fold = {**files, DATA_FILE: pickle.dumps((job.X.iloc[fit], job.y[fit], X_pred), protocol=pickle.HIGHEST_PROTOCOL)}
             res, seconds = self._one(sandbox, {**payload, "folds": [[list(range(len(fit))), None]]}, fold, job, on_report,
-                                     step, start, timeout, rows=len(X_pred) if X_pred is not None else 0)
+                                     step, start, timeout, rows=len(X_pred) if X_pred is not None else None)
             spent += seconds
             attrs.update(res.attrs)
             if not res.ok:
@@ -206,21 +222,21 @@ class SandboxExecutor:
 
     def _one(self, sandbox: Sandbox, payload: dict[str, Any], files: dict[str, str | bytes], job: Job,
              on_report: ReportFn, first_step: int, start: float, timeout: float | None, trusted: bool = False,
-             rows: int = 0) -> tuple[JobResult, float]:
+             rows: int | None = 0) -> tuple[JobResult, float]:
         """One trial process: (how it ended, the seconds it ran). Trusted: its reports (one
-        per fold of the job) are read while it runs. Untrusted (one fold): its one report
-        is read after it ended."""
+        per fold, or per fold and epoch) are read while it runs. Untrusted (one fold): its one report
+        is read after it ended (None `rows`: a refit that predicts nothing, no report)."""
         seen: list[int] = []
         stopped: list[bool] = []
         broken: list[str] = []
-        n_steps = len(job.folds) if trusted else 1
+        n_steps = None if trusted else 1  # a trusted job may report every fold after every epoch
         cap = (sandbox.limits.max_file_mb or 64) * MiB
         if not trusted:  # predictions of `rows` rows: at most a float per class and kind, and some room
-            cap = min(cap, 8 * max(rows, 1) * max(job.n_classes or 1, 1) * len(job.responses) + 64 * 1024)
+            cap = min(cap, 8 * max(rows or 0, 1) * max(job.n_classes or 1, 1) * len(job.responses) + 64 * 1024)
 
         def poll(run_dir: Path) -> None:
             folder = run_dir / REPORTS
-            while not stopped and len(seen) < n_steps:
+            while not stopped and (n_steps is None or len(seen) < n_steps):
                 path = folder / f"{len(seen):05d}.npz"
                 if folder.is_symlink() or path.is_symlink() or not path.is_file():
                     return
@@ -234,12 +250,12 @@ class SandboxExecutor:
                     (run_dir / STOP_FILE).write_text("stop", encoding="utf-8")
 
         report = f"{REPORTS}/{0:05d}.npz"
-        collect = ((MODEL_FILE,) if job.keep_model else ()) + (() if trusted else (report,))
+        collect = ((MODEL_FILE,) if job.keep_model else ()) + (() if trusted or rows is None else (report,))
         res = sandbox.run("hyperpilot.sandbox.executor:fold_job", payload, files=files, timeout=timeout,
                           focus=PROGRAM_FILE, collect=collect, on_poll=poll if trusted else None)
         seconds = time.perf_counter() - start
         attrs: dict[str, Any] = {"sandbox": res.layer} if res.layer else {}
-        if res.ok and not trusted:
+        if res.ok and not trusted and rows is not None:
             try:
                 if on_report(first_step, load_report(res.files[report], cap)):
                     stopped.append(True)
@@ -307,6 +323,20 @@ def warn_weak_sandbox(executor: object) -> str | None:
     if text:
         log.warning(text)
     return text
+
+
+def _start_worker(sandbox: Sandbox) -> None:
+    """Start `sandbox`'s worker by running a no-op job in it (a trial that comes meanwhile
+    waits for it, on the sandbox's lock)."""
+    try:
+        sandbox.run("hyperpilot.sandbox.executor:noop", {})
+    except Exception as e:  # noqa: BLE001 - the first trial reports a sandbox that cannot start
+        log.debug("starting a sandbox worker ahead of the trials failed: %s", e)
+
+
+def noop(run_dir: Path, payload: dict[str, Any]) -> dict[str, Any]:
+    """A job that does nothing (`SandboxExecutor.warm` starts a worker with it)."""
+    return {}
 
 
 def _line(e: BaseException) -> str:
@@ -409,7 +439,7 @@ def fold_job(run_dir: Path, payload: dict[str, Any]) -> dict[str, Any]:
     folds = [(np.asarray(a, dtype=int), None if b is None else np.asarray(b, dtype=int)) for a, b in payload["folds"]]
     job = Job(model=payload["model"], config=payload["config"], task=Task.model_validate(payload["task"]), X=X,
               y=np.asarray(y), folds=folds, responses=tuple(payload["responses"]), seed=int(payload["seed"]),
-              X_new=X_new, n_classes=payload.get("n_classes"))
+              X_new=X_new, n_classes=payload.get("n_classes"), keep_model=bool(payload.get("keep_model")))
     (run_dir / REPORTS).mkdir(exist_ok=True)
 
     def report(step: int, response: dict[str, np.ndarray]) -> None:

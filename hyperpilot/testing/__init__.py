@@ -67,15 +67,17 @@ def tiny_data(task_type: str = "binary", n: int = 90, seed: int = 0) -> tuple[pd
 
 
 # -- trainer ----------------------------------------------------------------------------------
-def check_trainer(trainer: Trainer, n_configs: int = 3) -> None:
+def check_trainer(trainer: Trainer, n_configs: int = 3,
+                  data: Callable[[str], tuple[pd.DataFrame, pd.Series, Task]] = tiny_data) -> None:
     """`fit` on every task type of the card, with the default and sampled configs: returns
     an estimator whose predictions have the right shape and range; the config is not mutated;
-    the same config fits to the same predictions."""
+    the same config fits to the same predictions. `data(task_type)` gives (X, y, resolved
+    task), for models that need other features than `tiny_data`'s (images, text)."""
     card = trainer.card
     _require(bool(card.task_types), f"card {card.name} names no task type")
     rng = np.random.default_rng(0)
     for task_type in card.task_types:
-        X, y, task = tiny_data(task_type)
+        X, y, task = data(task_type)
         codes, classes = encode(y, task)
         configs = [card.default_config()] + [card.space.sample(rng) for _ in range(n_configs - 1)]
         for config in configs:
@@ -127,7 +129,10 @@ def check_executor(executor: Executor) -> None:
     res = executor.run(cv.job("knn", {**config, "n_neighbors": 10_000}, seed=1), lambda s, r: False)
     _require(not res.ok and bool(res.error), "a job whose trainer raises must come back as an error, with a reason")
     model, score = cv.refit("knn", config, X.iloc[:20], y.iloc[:20], seed=1)
-    _require(0.0 <= score <= 1.0 and len(np.asarray(model.predict(X.iloc[:5]))) == 5, "a refit must keep a model that predicts")
+    _require(score is not None and 0.0 <= score <= 1.0 and len(np.asarray(model.predict(X.iloc[:5]))) == 5,
+             "a refit must keep a model that predicts")
+    model, score = cv.refit("knn", config, None, None, seed=1)  # nothing held out (Task.test_size=0): fit only
+    _require(score is None and len(np.asarray(model.predict(X.iloc[:5]))) == 5, "a refit with nothing held out must keep a model")
 
 
 # -- proposer ---------------------------------------------------------------------------------

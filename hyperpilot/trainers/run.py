@@ -17,19 +17,41 @@ import numpy as np
 from hyperpilot.core.executor import Job, Response
 from hyperpilot.errors import TrialError
 from hyperpilot.trainers.base import Trainer, get_trainer
+from hyperpilot.trainers.torch_base import EpochTrainer
 
 
 def run_job(job: Job, report: Callable[[int, Response], None], trainer: Trainer | None = None) -> Any:
-    """Fit and predict every fold of `job`; returns the last fitted estimator."""
+    """Fit and predict every fold of `job`; returns the last fitted estimator. An
+    `EpochTrainer` on folds with rows to predict runs them in lockstep (`run_epochs`)."""
     trainer = trainer or get_trainer(job.model)
+    if isinstance(trainer, EpochTrainer) and job.folds and all(pred is not None for _, pred in job.folds):
+        return run_epochs(job, report, trainer)
     fitted = None
     for step, (fit_rows, pred_rows) in enumerate(job.folds):
         fitted = trainer.fit(job.config, job.X.iloc[fit_rows], job.y[fit_rows], job.task)
         X_pred = job.X.iloc[pred_rows] if pred_rows is not None else job.X_new
         if X_pred is None:
+            if job.keep_model:
+                continue  # a refit with nothing held out: fit only
             raise TrialError("a refit job needs X_new to predict")
         report(step, predictions(fitted, X_pred, job.responses, job.n_classes))
     return fitted
+
+
+def run_epochs(job: Job, report: Callable[[int, Response], None], trainer: EpochTrainer) -> Any:
+    """Train every fold one epoch at a time; after each fold's epoch `e` its predictions go
+    out with `epoch` = e and `device` (report steps e·k + fold), so the coordinator scores
+    the cross-validated learning curve and a pruner can stop the trial after any epoch.
+    (A refit, or an untrusted trainer's one-fold process, reports once: it has no rows to validate on.)"""
+    runs = [trainer.start(job.config, job.X.iloc[fit], job.y[fit], job.task) for fit, _ in job.folds]
+    step = 0
+    for epoch in range(runs[0].epochs):
+        for run, (_, pred) in zip(runs, job.folds, strict=True):
+            run.epoch()
+            response = predictions(run.model(), job.X.iloc[pred], job.responses, job.n_classes)
+            report(step, {**response, "epoch": np.asarray(epoch), "device": np.asarray(run.device)})
+            step += 1
+    return runs[-1].model()
 
 
 def predictions(fitted: Any, X: Any, wanted: tuple[str, ...], n_classes: int | None) -> Response:

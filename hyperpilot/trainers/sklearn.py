@@ -65,26 +65,7 @@ class SklearnTrainer(Trainer):
         return est
 
     def pipeline(self, config: dict[str, Any], X: pd.DataFrame, task: Task) -> Pipeline:
-        scale = ESTIMATORS[self.name][2]
-        numeric = [c for c in X.columns if ptypes.is_numeric_dtype(X[c]) and not ptypes.is_bool_dtype(X[c])]
-        categorical = [c for c in X.columns if c not in numeric]
-        num_steps: list[Any] = [SimpleImputer(strategy="median", keep_empty_features=True)]
-        if scale:
-            num_steps.append(StandardScaler())
-        pre = ColumnTransformer(
-            [
-                ("num", make_pipeline(*num_steps), numeric),
-                (
-                    "cat",
-                    make_pipeline(
-                        SimpleImputer(strategy="most_frequent", keep_empty_features=True),
-                        OneHotEncoder(handle_unknown="ignore", sparse_output=False, max_categories=50),
-                    ),
-                    categorical,
-                ),
-            ]
-        )
-        return Pipeline([("pre", pre), ("model", self.estimator(config, task))])
+        return Pipeline([("pre", preprocessor(X, scale=ESTIMATORS[self.name][2])), ("model", self.estimator(config, task))])
 
     def fit(self, config: dict[str, Any], X: pd.DataFrame, y: np.ndarray, task: Task) -> Pipeline:
         pipe = self.pipeline(config, X, task)
@@ -92,6 +73,29 @@ class SklearnTrainer(Trainer):
             warnings.simplefilter("ignore", ConvergenceWarning)
             warnings.simplefilter("ignore", UserWarning)
             return pipe.fit(X, y)
+
+
+def preprocessor(X: pd.DataFrame, scale: bool) -> ColumnTransformer:
+    """Impute numeric columns (median; standardised when `scale`) and one-hot encode the
+    others (most frequent value for missing ones), fitted on the rows it is fitted on."""
+    numeric = [c for c in X.columns if ptypes.is_numeric_dtype(X[c]) and not ptypes.is_bool_dtype(X[c])]
+    categorical = [c for c in X.columns if c not in numeric]
+    num_steps: list[Any] = [SimpleImputer(strategy="median", keep_empty_features=True)]
+    if scale:
+        num_steps.append(StandardScaler())
+    return ColumnTransformer(
+        [
+            ("num", make_pipeline(*num_steps), numeric),
+            (
+                "cat",
+                make_pipeline(
+                    SimpleImputer(strategy="most_frequent", keep_empty_features=True),
+                    OneHotEncoder(handle_unknown="ignore", sparse_output=False, max_categories=50),
+                ),
+                categorical,
+            ),
+        ]
+    )
 
 
 for _name in ESTIMATORS:

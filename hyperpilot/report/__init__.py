@@ -1,29 +1,56 @@
-"""The study report: Markdown for people, JSON for programs, a PNG of the optimisation
-history (every trial by source, and the best-so-far line)."""
+"""The study report (the one report writer): report.md for people, report.json and
+trials.csv for programs, and PNGs beside them: the optimisation history (one colour per
+model) and Optuna's own plots (importances, parallel coordinates and slice per model; the
+intermediate values). `tables` builds the tables, `plots` the figures."""
 
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 import optuna
 from optuna.trial import TrialState
 
+from hyperpilot import studies
 from hyperpilot.core.types import Result
+from hyperpilot.prompts import fmt_config
+from hyperpilot.report.plots import (
+    MAX_MODEL_PLOTS,
+    Figure,
+    ModelAnalysis,
+    analyse_model,
+    plot_history,
+    plot_intermediate,
+    plot_model,
+    remove_stale,
+)
+from hyperpilot.report.tables import cell, markdown, model_rows, trials_frame, versions
 
-SOURCE_COLOURS = {"default": "tab:green", "bo": "tab:blue", "llm": "tab:orange", "memory": "tab:purple", "code": "tab:red"}
+__all__ = ["accounting", "accounting_rows", "source_ranks", "write_report"]
 
 
 def write_report(result: Result, folder: Path, study: optuna.Study) -> None:
-    """Write report.json, report.md and history.png into `folder` (the one report writer)."""
+    """Write report.md, report.json, trials.csv and the figures into `folder`."""
     task = result.task
-    plot_history(result, folder / "history.png")
+    maximize = task.direction == "maximize"
+    history_note = plot_history(result.trials, list(task.models), str(task.metric), maximize, result.study_name,
+                                folder / "history.png")
+    models = model_rows(study, list(task.models))
+    analyses = []
+    for i, row in enumerate(models):
+        copy, analysis = analyse_model(study, row["model"])
+        if analysis.importances and i < MAX_MODEL_PLOTS:
+            plot_model(study, copy, analysis, folder, str(task.metric), maximize)
+        elif analysis.importances:
+            analysis.notes.append(f"plots are drawn for the {MAX_MODEL_PLOTS} best models only.")
+        analyses.append(analysis)
+    intermediate = plot_intermediate(study, folder / "intermediate.png", maximize)
+    figures = [f for a in analyses for f in a.figures] + ([intermediate] if intermediate else [])
+    remove_stale(folder, {"history.png", *(f.file for f in figures)})
+
+    trials = trials_frame(result.trials)
+    trials.to_csv(folder / "trials.csv", index=False)
     llm, llm_md = _llm_section(study)
     program, program_md = _program_section(study, folder, result.best_model)
     payload: dict[str, Any] = {
@@ -33,22 +60,23 @@ def write_report(result: Result, folder: Path, study: optuna.Study) -> None:
         "test_score": result.test_score,
         "n_trials": result.n_trials,
         "n_failed": result.n_failed,
+        "n_pruned": result.n_pruned,
         "wall_seconds": round(result.wall_seconds, 2),
         "dataset": json.loads(result.dataset_card.model_dump_json()),
+        "models": models,
+        "importances": {a.model: {"n_trials": a.n_complete, "params": a.importances, "notes": a.notes} for a in analyses},
+        "figures": ["history.png", *(f.file for f in figures)],
         "trials": json.loads(result.trials.to_json(orient="records")),
+        "trials_csv": "trials.csv",
         "model_path": result.model_path.name,
         "llm": llm,
         "best_program": program,
+        "versions": versions(),
+        "run_settings": studies.run_settings(study),
     }
     (folder / "report.json").write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
 
-    rows = ["| # | source | model | value | seconds | state / error |", "|---|---|---|---|---|---|"]
-    for r in result.trials.itertuples():
-        value = "" if r.value is None or (isinstance(r.value, float) and math.isnan(r.value)) else f"{r.value:.4f}"
-        seconds = "" if r.seconds is None or (isinstance(r.seconds, float) and math.isnan(r.seconds)) else f"{r.seconds:.2f}"
-        note = r.state if not r.error else f"{r.state}: {str(r.error)[:80]}"
-        rows.append(f"| {r.number} | {r.source} | {r.model} | {value} | {seconds} | {note} |")
-    config = "\n".join(f"| `{k}` | {v} |" for k, v in result.best_config.items())
+    config = "\n".join(f"| `{k}` | {cell(v)} |" for k, v in result.best_config.items())
     md = f"""# hyperpilot report: {result.study_name}
 
 **Task:** {task.task_type} on `{task.data}` (target `{result.dataset_card.target}`), metric
@@ -58,33 +86,86 @@ def write_report(result: Result, folder: Path, study: optuna.Study) -> None:
 ## Result
 - Best model: **{result.best_model}**
 - Cross-validated {task.metric}: **{result.cv_score:.4f}**
-- Held-out test {task.metric}: **{result.test_score:.4f}**
-- Trials: {result.n_trials} ({result.n_failed} failed), wall time {result.wall_seconds:.1f} s
+- Held-out test {task.metric}: {"none (nothing held out)" if result.test_score is None else f"**{result.test_score:.4f}**"}
+- Trials: {result.n_trials} ({result.n_failed} failed, {result.n_pruned} pruned), wall time {result.wall_seconds:.1f} s
 - Model: `{result.model_path.name}` (joblib; `joblib.load(...).predict(X)`)
 
 | parameter | value |
 |---|---|
 {config}
 
+## Models compared
+CV {task.metric} over {task.cv_folds} folds; std is over the folds of the model's best trial.
+
+{_models_md(models)}
+
 ## Optimisation history
 ![history](history.png)
-{llm_md}
+{_italic(history_note)}{_intermediate_md(intermediate)}
+## Hyperparameters
+Importances are Optuna's `get_param_importances` (its default evaluator) over each model's
+complete trials, constant parameters left out; the plots are Optuna's own.
+{''.join(_analysis_md(a) for a in analyses)}{llm_md}
 ## Dataset
 ```
 {result.dataset_card.to_text()}
 ```
 
 ## Trials
-{chr(10).join(rows)}
-{program_md}"""
+Also in `trials.csv` (one column per hyperparameter). Mean and std are over the CV folds.
+
+{_trials_md(trials)}
+{program_md}
+## Versions
+{', '.join(f"{k} {v}" for k, v in payload["versions"].items())}
+"""
     (folder / "report.md").write_text(md, encoding="utf-8")
 
 
+def _italic(text: str) -> str:
+    return f"\n_{text}_\n" if text else ""
+
+
+def _models_md(models: list[dict[str, Any]]) -> str:
+    rows = [[r["model"], r["trials"], r["failed"], r["pruned"], r["best_cv"], r["best_std"], r["median_cv"],
+             fmt_config(r["best_config"])] for r in models]
+    return markdown(["model", "trials", "failed", "pruned", "best CV", "std", "median CV", "best config"], rows)
+
+
+def _trials_md(trials: Any) -> str:
+    rows = [[r.number, r.state, r.source, r.model, r.params, r.cv_mean, r.cv_std,
+             "" if r.seconds is None or r.seconds != r.seconds else f"{r.seconds:.2f}", str(r.error)[:80]]
+            for r in trials.itertuples()]
+    return markdown(["#", "state", "source", "model", "hyperparameters", "mean CV", "std CV", "seconds", "error"], rows)
+
+
+def _figures_md(figures: list[Figure]) -> str:
+    """The images on one line (side by side where the viewer allows), then their notes."""
+    notes = sorted({f.note for f in figures if f.note})
+    return " ".join(f"![{f.title}]({f.file})" for f in figures) + "".join(f"\n\n_{n}_" for n in notes)
+
+
+def _intermediate_md(f: Figure | None) -> str:
+    return f"\n## Learning curves\n{_figures_md([f])}\n" if f else ""
+
+
+def _analysis_md(a: ModelAnalysis) -> str:
+    lines = [f"\n### {a.model} ({a.n_complete} complete trials)"]
+    if a.importances:
+        lines.append("importance: " + ", ".join(f"`{k}` {v:.3f}" for k, v in a.importances.items()))
+    lines += [f"_{n}_" for n in a.notes]
+    lines += [_figures_md(a.figures)] if a.figures else []
+    return "\n\n".join(lines) + "\n"
+
+
 def _llm_section(study: optuna.Study) -> tuple[dict[str, Any] | None, str]:
-    """The LLM planner's accounting (stored in the study by `agent.policy`), if it took part."""
+    """The LLM planner's accounting (stored in the study by `agent.policy`), if it took part.
+    Its free-text summary is not shown (it was not checked against the measured facts), nor
+    its own importance estimate (the report's come from Optuna's evaluator)."""
     info = accounting(study)
     if info is None:
         return None, ""
+    info = {k: v for k, v in info.items() if k not in ("summary", "facts")}
     rows = "\n".join(f"| {k} | {str(v).replace('|', '/')} |" for k, v in accounting_rows(info))
     return info, f"\n## LLM planner\n| | |\n|---|---|\n{rows}\n"
 
@@ -131,7 +212,8 @@ def accounting(study: optuna.Study) -> dict[str, Any] | None:
 
 
 def accounting_rows(info: dict[str, Any]) -> list[tuple[str, str]]:
-    """(label, value) rows for the CLI table and the report."""
+    """(label, value) rows for the CLI table and the report: measured numbers only (the
+    LLM's free-text summary is not checked against the study's facts, so it is left out)."""
     s = info["stats"]
     per_call = s["seconds"] / s["calls"] if s["calls"] else 0.0
     rows = [
@@ -147,27 +229,4 @@ def accounting_rows(info: dict[str, Any]) -> list[tuple[str, str]]:
                                                  f"(0 best, 1 worst), best {r['best']:.4g}"))
     if info.get("warning"):
         rows.append(("warning", str(info["warning"])[:200]))
-    if info.get("facts"):
-        rows.append(("what mattered (measured)", str(info["facts"])))
-    if info.get("summary"):
-        rows.append(("summary (LLM)", str(info["summary"])))
     return rows
-
-
-def plot_history(result: Result, path: Path) -> None:
-    trials = result.trials[result.trials.state == "COMPLETE"]
-    maximize = result.task.direction == "maximize"
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
-    for source, group in trials.groupby("source"):
-        ax.scatter(group.number, group.value, s=22, label=str(source), color=SOURCE_COLOURS.get(str(source), "grey"))
-    if len(trials):
-        best = trials.value.cummax() if maximize else trials.value.cummin()
-        ax.step(trials.number, best, where="post", color="black", linewidth=1.2, label="best so far")
-    ax.set_xlabel("trial")
-    ax.set_ylabel(f"CV {result.task.metric}")
-    ax.set_title(f"{result.study_name}")
-    ax.legend(loc="best", fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)

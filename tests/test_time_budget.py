@@ -1,0 +1,134 @@
+"""Time budgets: a timeout alone means no trial cap; the loop runs until the deadline, starts
+no trial after it and stops one still running after its current fold (once a trial has
+completed); a sandbox executor starts its workers ahead of the first trial (`warm`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import optuna
+import pytest
+from threadpoolctl import threadpool_limits
+
+from hyperpilot import Assistant, Task, studies
+from hyperpilot.cards import get_model_card
+from hyperpilot.core.loop import StudyLoop, TrialHandle
+from hyperpilot.core.proposer import StudyContext
+from hyperpilot.core.space import StudySpace
+from hyperpilot.core.types import Outcome
+from hyperpilot.errors import HyperpilotError, TaskError
+from hyperpilot.sandbox import InProcessExecutor, Sandbox, SandboxExecutor
+
+KNN = get_model_card("knn")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    with threadpool_limits(1):
+        yield
+
+
+def test_a_timeout_alone_lifts_the_trial_cap() -> None:
+    assert Task(data="x.csv").n_trials == 20  # neither: the default cap
+    assert Task(data="x.csv", timeout=60).n_trials is None
+    assert Task(data="x.csv", timeout=60, n_trials=5).n_trials == 5
+    again = Task.model_validate_json(Task(data="x.csv", timeout=60).model_dump_json())
+    assert (again.n_trials, again.timeout) == (None, 60)  # a stored task keeps "no cap"
+    with pytest.raises(TaskError, match=r"^n_trials=None \(no trial cap\) needs a timeout"):
+        Task(data="x.csv", n_trials=None)
+
+
+def _ctx(n_trials: int | None, timeout: float | None) -> StudyContext:
+    task = Task(data="t", metric="accuracy", models=["knn"], n_trials=n_trials, timeout=timeout, study_name="t").resolved("binary")
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+    return StudyContext(task, study, StudySpace([KNN]))
+
+
+def _folds(n_folds: int, seconds: float):  # type: ignore[no-untyped-def]
+    """An objective of `n_folds` folds of `seconds` each that obeys a stop after any fold
+    but the last (as `CrossValidation`: after the last one nothing is left to save)."""
+    def objective(handle: TrialHandle) -> Outcome:
+        for step in range(n_folds):
+            time.sleep(seconds)
+            handle.report(0.5, step)
+            if step < n_folds - 1 and handle.should_prune():
+                return Outcome(None, 0.0, pruned=True, steps=handle.steps)
+        return Outcome(0.5, 0.0, steps=handle.steps)
+    return objective
+
+
+def test_no_cap_runs_until_the_deadline_and_starts_nothing_after_it() -> None:
+    ctx = _ctx(None, 1.0)
+    start = time.perf_counter()
+    StudyLoop(ctx, _folds(1, 0.02)).run(None, start + 1.0)
+    took = time.perf_counter() - start
+    trials = ctx.study.trials
+    assert len(trials) > 20  # more than the default cap: the time budget alone decides
+    assert 1.0 <= took < 1.0 + 0.5  # the last trial started before the deadline and was short
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+
+
+def test_a_trial_running_at_the_deadline_stops_after_its_fold() -> None:
+    ctx = _ctx(None, 0.5)
+    start = time.perf_counter()
+    StudyLoop(ctx, _folds(20, 0.1)).run(None, start + 0.5)  # the first trial alone needs 2 s
+    trials = ctx.study.trials
+    # the first trial finishes past the deadline (no model otherwise); the loop starts no second one
+    assert [t.state.name for t in trials] == ["COMPLETE"]
+
+    ctx = _ctx(None, 0.5)
+    loop = StudyLoop(ctx, _folds(4, 0.1))
+    start = time.perf_counter()
+    loop.run(None, start + 0.6)  # trial 0 completes at ~0.4 s; trial 1 starts and is stopped at the deadline
+    took = time.perf_counter() - start
+    states = [t.state.name for t in ctx.study.trials]
+    assert states == ["COMPLETE", "PRUNED"]
+    stopped = ctx.study.trials[1]
+    assert stopped.user_attrs["stopped"] == "deadline" and 1 <= len(stopped.user_attrs["fold_values"]) < 4
+    assert took < 0.6 + 0.35  # stopped within about a fold of the deadline, not after its 4 folds
+
+
+def test_a_study_without_a_completed_trial_gets_one_past_the_deadline() -> None:
+    ctx = _ctx(None, 1.0)
+    StudyLoop(ctx, _folds(2, 0.0)).run(None, time.perf_counter() - 1.0)  # the budget went on loading
+    assert [t.state.name for t in ctx.study.trials] == ["COMPLETE"]
+    StudyLoop(ctx, _folds(2, 0.0)).run(None, time.perf_counter() - 1.0)  # resumed: it has one, so none starts
+    assert len(ctx.study.trials) == 1
+
+
+def test_a_loop_needs_a_cap_or_a_deadline() -> None:
+    with pytest.raises(HyperpilotError, match="a trial cap, a deadline, or both"):
+        StudyLoop(_ctx(None, 1.0), _folds(1, 0.0)).run(None, None)
+
+
+def test_solve_with_a_time_budget_alone() -> None:
+    task = Task(data="sklearn:iris", models=["logistic_regression"], cv_folds=2, timeout=4)
+    assert task.n_trials is None
+    start = time.perf_counter()
+    result = Assistant(llm="none", memory=False, executor=InProcessExecutor()).solve(task)
+    took = time.perf_counter() - start
+    assert result.n_trials >= 1 and result.task.n_trials is None  # how many fit in 4 s depends on the machine's load
+    assert took < 4 + 10  # the budget, a fold of overrun, the refit and the report
+    stored = studies.stored_task(studies.load_study(result.study_name))
+    assert (stored.n_trials, stored.timeout) == (None, 4)  # resume keeps the time budget
+
+
+def test_warm_starts_the_worker_before_any_job() -> None:
+    sandbox = Sandbox()
+    executor = SandboxExecutor(sandbox=sandbox)
+    try:
+        start = time.perf_counter()
+        executor.warm()
+        assert time.perf_counter() - start < 1.0  # returns at once: the start-up runs in the background
+        deadline = time.monotonic() + 240
+        while sandbox._worker is None and time.monotonic() < deadline:  # noqa: SLF001
+            time.sleep(0.1)
+        assert sandbox._worker is not None, "warm() did not start the worker"  # noqa: SLF001
+        pid = sandbox._worker.proc.pid  # noqa: SLF001
+        executor.warm()  # once per executor
+        res = sandbox.run("hyperpilot.sandbox.executor:noop", {})
+        assert res.ok and sandbox._worker.proc.pid == pid  # noqa: SLF001 - the job ran in the warmed worker
+    finally:
+        executor.close()
