@@ -9,8 +9,9 @@ switched off: the worker starts when the first trial asks for it, as before issu
 time, as for a user's first solve; runs alternate between the executors so that machine
 noise hits all alike.
 
-Run: `nice -n 5 .venv/bin/python -m evals.bench_time_budget [--runs 3] [--budget 20] [--cap N]`
-(`--cap` gives a trial cap as well, for code without uncapped time budgets).
+Run: `nice -n 5 .venv/bin/python -m evals.bench_time_budget [--runs 3] [--budget 20] [--cap N]
+[--llm none|embedded] [--executors sandbox,sandbox-cold,inprocess]` (`--cap` gives a trial cap
+as well; `--llm embedded` lets the planner's start overlap the worker's, as the CLI's default does).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import tempfile
 import time
 
 
-def one(executor: str, budget: float, cap: int | None) -> dict[str, float]:
+def one(executor: str, budget: float, cap: int | None, llm: str) -> dict[str, float]:
     """One solve in this process; what it measured."""
     from hyperpilot import Assistant, Task
     from hyperpilot.core.types import TrialRecord
@@ -40,7 +41,7 @@ def one(executor: str, budget: float, cap: int | None) -> dict[str, float]:
         if not first:
             first.append(time.perf_counter() - start)
 
-    assistant = Assistant(llm="none", memory=False, on_trial=on_trial,
+    assistant = Assistant(llm=llm, memory=False, on_trial=on_trial,
                           executor=InProcessExecutor() if executor == "inprocess" else None)
     fields: dict[str, object] = {"data": "sklearn:iris", "timeout": budget}
     if cap is not None:
@@ -56,16 +57,18 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=20.0)
     parser.add_argument("--cap", type=int, default=None)
     parser.add_argument("--executors", default="sandbox,sandbox-cold,inprocess")
+    parser.add_argument("--llm", default="none")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(one(args.one, args.budget, args.cap)))
+        print(json.dumps(one(args.one, args.budget, args.cap, args.llm)))
         return
     rows: dict[str, list[dict[str, float]]] = {}
     for _ in range(args.runs):
         for executor in args.executors.split(","):
             with tempfile.TemporaryDirectory() as home:
-                cmd = [sys.executable, "-m", "evals.bench_time_budget", "--one", executor, "--budget", str(args.budget)]
+                cmd = [sys.executable, "-m", "evals.bench_time_budget", "--one", executor, "--budget", str(args.budget),
+                       "--llm", args.llm]
                 if args.cap is not None:
                     cmd += ["--cap", str(args.cap)]
                 env = {**os.environ, "HYPERPILOT_HOME": home, "HYPERPILOT_LLM": "none"}

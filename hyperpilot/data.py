@@ -195,7 +195,8 @@ def check_target(y: pd.Series, task_type: TaskType, ref: str) -> None:
 _ID_NAMES = re.compile(r"(id|ids|idx|index|row|rowid|row_?num(ber)?|rownames|row\.names|uuid|guid|unnamed: ?\d+|\.\.\.\d+)")
 _ID_SUFFIX = re.compile(r".*[_\s.\-]id|.*[a-z0-9]I[dD]")  # customer_id, user-id, PassengerId, customerID
 LEAK_SCORE = 0.99  # accuracy (classification) or R² (regression) of one column alone
-LEAK_ROWS = 2000  # the leak check looks at this many rows at most
+LEAK_ROWS = 2000  # the leak check looks at this many rows at most (fewer on wide tables: rows × columns ≤ LEAK_CELLS)
+LEAK_CELLS = 300_000
 
 
 def screen(data: Dataset, task_type: TaskType, drop: Sequence[str] = (), seed: int = 0) -> Dataset:
@@ -266,16 +267,16 @@ def id_columns(X: pd.DataFrame) -> dict[str, str]:
 
 def leaky_columns(X: pd.DataFrame, y: pd.Series, task_type: TaskType, seed: int = 0) -> dict[str, float]:
     """Features that alone predict `y` almost perfectly (name → score): in a 3-fold CV on at
-    most `LEAK_ROWS` rows, a small tree on the column (numbers) or its per-value majority
-    class / mean (text) reaches accuracy ≥ `LEAK_SCORE` while making at most a tenth of the
-    majority guess's errors (classification), or R² ≥ `LEAK_SCORE` (regression). Fewer than
-    30 rows tell nothing: no check."""
+    most `LEAK_ROWS` rows (fewer on wide tables), a tree of at most 64 leaves on the column
+    (numbers) or its per-value majority class / mean (text) reaches accuracy ≥ `LEAK_SCORE`
+    while making at most a tenth of the majority guess's errors (classification), or
+    R² ≥ `LEAK_SCORE` (regression). Fewer than 30 rows tell nothing: no check."""
     from sklearn.model_selection import KFold
     from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
     if len(y) < 30 or X.shape[1] == 0:
         return {}
-    rows = np.random.default_rng(seed).permutation(len(y))[:LEAK_ROWS]
+    rows = np.random.default_rng(seed).permutation(len(y))[:max(300, min(LEAK_ROWS, LEAK_CELLS // X.shape[1]))]
     X, y = X.iloc[rows], y.iloc[rows]
     regression = task_type == "regression"
     target = y.to_numpy(dtype=float) if regression else pd.factorize(y)[0]
@@ -285,17 +286,17 @@ def leaky_columns(X: pd.DataFrame, y: pd.Series, task_type: TaskType, seed: int 
         return {}
     folds = list(KFold(3, shuffle=True, random_state=seed).split(target))
     found = {}
+    tree = DecisionTreeRegressor if regression else DecisionTreeClassifier
     for c in X.columns:
-        col = X[c]
-        numeric = ptypes.is_numeric_dtype(col) or ptypes.is_bool_dtype(col)
+        numeric = ptypes.is_numeric_dtype(X[c]) or ptypes.is_bool_dtype(X[c])
+        x = X[c].astype("float64").to_numpy().reshape(-1, 1) if numeric else None  # missing values: NaN
+        keys = None if numeric else X[c].astype(str).to_numpy()
         pred = np.empty(len(target), dtype=float)
         for train, valid in folds:
-            if numeric:
-                tree = (DecisionTreeRegressor if regression else DecisionTreeClassifier)(max_leaf_nodes=64, random_state=seed)
-                x = col.to_numpy(dtype=float).reshape(-1, 1)
-                pred[valid] = tree.fit(x[train], target[train]).predict(x[valid])
-            else:
-                keys = col.astype(str).to_numpy()
+            if x is not None:
+                model = tree(max_leaf_nodes=64, random_state=seed).fit(x[train], target[train])
+                pred[valid] = model.predict(x[valid])
+            elif keys is not None:
                 seen = pd.DataFrame({"key": keys[train], "y": target[train]})
                 if regression:
                     table, fallback = seen.groupby("key")["y"].mean(), float(target[train].mean())

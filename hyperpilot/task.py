@@ -8,7 +8,7 @@ import re
 import secrets
 import time
 from pathlib import PurePath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
@@ -16,6 +16,9 @@ from hyperpilot.errors import DataError, TaskError
 from hyperpilot.metrics import DEFAULT_METRIC, Direction, TaskType, get_metric
 from hyperpilot.samplers import check_sampler
 from hyperpilot.space import _first_error
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DEFAULT_MODELS: dict[str, list[str]] = {
     "binary": ["hist_gradient_boosting"],
@@ -64,6 +67,9 @@ class Task(BaseModel):
     drop: list[str] = Field(default_factory=list, description="columns no model may see (e.g. an ID, or a column only "
                             "known once the target is); row indices and ID columns are dropped without asking")
     _frame: Any = PrivateAttr(None)
+
+    if TYPE_CHECKING:  # what `Task(...)` takes: `data` may be a table in memory too (see the class docstring)
+        def __init__(self, *, data: str | os.PathLike[str] | pd.DataFrame | tuple[Any, Any], **fields: Any) -> None: ...
 
     @model_validator(mode="wrap")
     @classmethod

@@ -24,7 +24,16 @@ from hyperpilot.agent.request import parse_request
 from hyperpilot.cards import DatasetCard
 from hyperpilot.cli import app
 from hyperpilot.core.cv import CrossValidation
-from hyperpilot.data import Dataset, check_finite, check_folds, check_target, infer_task_type, load_dataset, screen, split
+from hyperpilot.data import (
+    Dataset,
+    check_finite,
+    check_folds,
+    check_target,
+    infer_task_type,
+    load_dataset,
+    screen,
+    split,
+)
 from hyperpilot.errors import DataError, HyperpilotError, TaskError
 from hyperpilot.metrics import METRICS
 from hyperpilot.sandbox import InProcessExecutor

@@ -92,6 +92,10 @@ class Assistant:
         self.uses_memory = warm is not None
 
     def solve(self, task: Task) -> Result:
+        """Tune `task` within its budget (`n_trials`, `timeout` counted from this call, or
+        both; see `core.loop` for a trial running at the deadline), refit the best config and
+        score it on the held-out rows (none when `task.test_size` is 0: `test_score` None).
+        A table given in memory (`task.frame`) is written into the study folder first."""
         start = time.perf_counter()
         if isinstance(self.sampler, str):
             task = task.updated(sampler=self.sampler)  # validated: an unknown name is one line

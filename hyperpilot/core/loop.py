@@ -138,12 +138,12 @@ class StudyLoop:
             for s in proposer.start(ctx):
                 self._enqueue(s)
         pending: dict[Future[Outcome], tuple[TrialHandle, float]] = {}
-        started = 0
+        n_started = 0
         with ThreadPoolExecutor(self.workers, thread_name_prefix="hyperpilot-trial") as pool:
             while True:
                 while (len(pending) < self.workers and (n_trials is None or ctx.n_done + len(pending) < n_trials)
-                       and (deadline is None or time.perf_counter() < deadline or (started == 0 and self._best is None))):
-                    started += 1
+                       and (deadline is None or time.perf_counter() < deadline or (n_started == 0 and self._best is None))):
+                    n_started += 1
                     handle = self._start()
                     pending[pool.submit(self._call, handle)] = (handle, time.perf_counter())
                 if not pending:
