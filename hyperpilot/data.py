@@ -192,7 +192,7 @@ def check_target(y: pd.Series, task_type: TaskType, ref: str) -> None:
 
 # --- what a model may see: dropped columns, row indices and IDs, leaks ---------------------
 
-_ID_NAMES = re.compile(r"(id|ids|idx|index|row|rowid|row_?num(ber)?|rownames|row\.names|uuid|guid|unnamed: ?\d+|\.\.\.\d+)")
+_ID_NAMES = re.compile(r"(id|ids|idx|index|key|row|rowid|row_?num(ber)?|rownames|row\.names|uuid|guid|unnamed: ?\d+|\.\.\.\d+)")
 _ID_SUFFIX = re.compile(r".*[_\s.\-]id|.*[a-z0-9]I[dD]")  # customer_id, user-id, PassengerId, customerID
 LEAK_SCORE = 0.99  # accuracy (classification) or R² (regression) of one column alone
 LEAK_ROWS = 2000  # the leak check looks at this many rows at most (fewer on wide tables: rows × columns ≤ LEAK_CELLS)
@@ -241,6 +241,12 @@ def screen(data: Dataset, task_type: TaskType, drop: Sequence[str] = (), seed: i
     return replace(data, X=X, dropped=dropped, leaks=leaks)
 
 
+def id_named(name: str) -> bool:
+    """A column name that says it identifies rows: `id`, `index`, `rownames`, `Unnamed: 0`,
+    `customer_id`, `PassengerId`, `customerID` …"""
+    return bool(_ID_NAMES.fullmatch(name.strip().lower()) or _ID_SUFFIX.fullmatch(name.strip()))
+
+
 def id_columns(X: pd.DataFrame) -> dict[str, str]:
     """Columns that name rows rather than describe them (name → why): unique per row, no
     missing value, and either integers in constant steps (a row index, e.g. `Unnamed: 0`
@@ -260,7 +266,7 @@ def id_columns(X: pd.DataFrame) -> dict[str, str]:
                 found[str(c)] = "a row index (unique integers in constant steps)"
                 continue
         text = ptypes.is_object_dtype(col) or ptypes.is_string_dtype(col)
-        if (integral or text) and (_ID_NAMES.fullmatch(str(c).strip().lower()) or _ID_SUFFIX.fullmatch(str(c).strip())):
+        if (integral or text) and id_named(str(c)):
             found[str(c)] = "an ID (unique per row, named like one)"
     return found
 

@@ -221,3 +221,27 @@ def test_profile_round_trips_and_is_finite(mixed: Dataset) -> None:
     card = DatasetCard.profile(mixed, "binary")
     assert DatasetCard.model_validate_json(card.model_dump_json()) == card
     assert all(np.isfinite(v) for v in card.meta_features.values())
+
+
+def _texts(n: int, words: int, seed: int) -> Dataset:
+    rng = np.random.default_rng(seed)
+    vocab = ["model", "data", "tune", "search", "trial", "score", "fold", "seed"]
+    text = [" ".join(rng.choice(vocab, size=words)) for _ in range(n)]
+    return Dataset("texts", pd.DataFrame({"text": text}), pd.Series(rng.integers(0, 2, n), name="y"), "y")
+
+
+def test_text_and_image_cards_describe_the_data_and_key_the_memory() -> None:
+    from hyperpilot.memory.similarity import meta_similarity
+
+    short, longer = (DatasetCard.profile(_texts(200, w, 0), "binary", text_column="text") for w in (12, 20))
+    assert short.text == {"mean_chars": pytest.approx(short.text["mean_chars"]), "median_words": 12.0,  # type: ignore[index]
+                          "p95_words": 12.0, "max_words": 12.0}
+    assert short.columns[0].kind == "text" and "Text column 'text': median 12 words" in short.to_text()
+    digits = load_dataset("sklearn:digits")
+    image = DatasetCard.profile(digits, "multiclass", image_shape=(1, 8, 8))
+    assert image.image_shape == [1, 8, 8] and "Images: 1×8×8" in image.to_text()
+    tabular = DatasetCard.profile(digits, "multiclass")
+    assert tabular.text is None and tabular.image_shape is None and "log_image_pixels" not in tabular.meta_features
+    # a text task is nearer another text task than a table; an image task nearer an image task
+    assert meta_similarity(short.meta_features, longer.meta_features) > meta_similarity(short.meta_features, tabular.meta_features)
+    assert meta_similarity(image.meta_features, image.meta_features) > meta_similarity(image.meta_features, tabular.meta_features)

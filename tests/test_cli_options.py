@@ -70,7 +70,8 @@ def table_csv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 EVERY_TASK_OPTION = ["--target", "y", "--model", "knn", "--model", "svm", "--metric", "balanced_accuracy",
                      "--task", "multiclass", "--trials", "7", "--time", "1h30m", "--seed", "5", "--folds", "3",
-                     "--sampler", "random", "--study", "every-option", "--encoding", "latin-1", "--drop", "a", "--drop", "b"]
+                     "--sampler", "random", "--study", "every-option", "--encoding", "latin-1", "--drop", "a", "--drop", "b",
+                     "--text-column", "b", "--base-model", "models/encoder"]
 EVERY_RUN_OPTION = ["--llm", "scripted", "--llm-rate", "0.3", "--no-memory", "--workers", "2", "--trial-timeout", "30",
                     "--trial-memory", "3000"]
 REQUEST = "tune a random forest on other.csv to predict z, maximise f1, 40 trials, 10-fold, seed 9, within 5 minutes"
@@ -88,7 +89,7 @@ def test_every_solve_option_is_applied_and_wins_over_the_request(
     assert task.metric == "balanced_accuracy" and task.task_type == "multiclass"
     assert task.n_trials == 7 and task.timeout == 5400 and task.seed == 5 and task.cv_folds == 3
     assert task.sampler == "random" and task.study_name == "every-option" and task.encoding == "latin-1"
-    assert task.drop == ["a", "b"]
+    assert task.drop == ["a", "b"] and task.text_column == "b" and task.base_model == "models/encoder"
     assert isinstance(assistant.llm, ScriptedLLM) and assistant.llm_rate == 0.3 and not assistant.uses_memory
     assert assistant.workers == 2 and isinstance(assistant.executor, SandboxExecutor)
     assert assistant.executor.trial_timeout == 30 and assistant.executor.limits.memory_mb == 3000

@@ -153,6 +153,7 @@ def test_a_row_index_of_a_sorted_file_no_longer_leaks(tmp_path: Path, caplog: py
     with caplog.at_level(logging.WARNING, logger="hyperpilot.data"):
         before = _solve(path)
     assert before.cv_score >= 0.99  # type: ignore[attr-defined]
+    assert "**Suspected leak:** `Unnamed: 0` alone scores 1.000" in before.report_path.read_text()  # type: ignore[attr-defined]
     assert "column 'Unnamed: 0' (accuracy 1.000) alone predicts target 'label'" in caplog.text  # the leak check sees it
     monkeypatch.undo()
     caplog.clear()
@@ -164,6 +165,8 @@ def test_a_row_index_of_a_sorted_file_no_longer_leaks(tmp_path: Path, caplog: py
     assert after.dataset_card.dropped == {"Unnamed: 0": "a row index (unique integers in constant steps)"}  # type: ignore[attr-defined]
     assert "Dropped: Unnamed: 0" in after.dataset_card.to_text()  # type: ignore[attr-defined]
     assert after.cv_score < 0.9  # type: ignore[attr-defined]
+    report = after.report_path.read_text()  # type: ignore[attr-defined]
+    assert "- Not used as a feature: `Unnamed: 0` (a row index" in report and "Suspected leak" not in report
     import joblib
 
     model = joblib.load(after.model_path)  # type: ignore[attr-defined]

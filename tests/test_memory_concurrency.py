@@ -20,6 +20,7 @@ from hyperpilot.errors import MemoryStoreError
 from hyperpilot.memory import Memory, StudyEntry, TrialEntry
 from hyperpilot.memory.embed import HashEmbedder
 from hyperpilot.memory.journal import Journal
+from hyperpilot.memory.records import rank_normalise
 from hyperpilot.memory.store import MemoryBusy
 
 pytest.importorskip("chromadb")
@@ -112,8 +113,8 @@ def test_two_solves_at_once_both_reach_the_memory(tmp_path: Path) -> None:
         trials = memory.trials(f"{name}/knn")
         assert [t.number for t in trials] == [0, 1, 2, 3] and stored.n_trials == 4
         assert stored.best_score == pytest.approx(result["cv_score"])
-        ranks = [t.rank for t in trials if t.status == "complete"]
-        assert max(ranks) == 1.0 and all(r is not None and 0.0 <= r <= 1.0 for r in ranks)  # ranked among all 4
+        scores = [t.score if t.status == "complete" else None for t in trials]
+        assert [t.rank for t in trials] == rank_normalise(scores, "maximize")  # ranked among all 4 (ties share)
     assert memory.count() == (2, 8)
     assert not memory.journal.pending()
 

@@ -15,6 +15,7 @@ from hyperpilot.agent.planner import Example
 from hyperpilot.agent.policy import memory_examples
 from hyperpilot.memory import Memory, MemoryProposer, format_examples, in_context_examples
 from hyperpilot.memory.embed import HashEmbedder
+from hyperpilot.memory.records import rank_normalise
 from hyperpilot.memory.retrieve import MemoryExample
 
 pytest.importorskip("chromadb")
@@ -37,8 +38,9 @@ def test_second_similar_task_gets_memory_trials_from_the_first(tmp_path: Path) -
     stored = memory.get_study(sid)
     assert stored.n_trials == 5 and stored.best_score == pytest.approx(first.cv_score)
     assert sorted(t.number for t in memory.trials(sid)) == [0, 1, 2, 3, 4]
-    ranks = [t.rank for t in memory.trials(sid) if t.status == "complete"]
-    assert max(ranks) == 1.0 and all(0.0 <= r <= 1.0 for r in ranks)  # rank-normalised, ties share
+    trials = memory.trials(sid)
+    scores = [t.score if t.status == "complete" else None for t in trials]
+    assert [t.rank for t in trials] == rank_normalise(scores, "maximize")  # rank-normalised in [0, 1], ties share
 
     proposer = MemoryProposer(memory, k=2)
     second = Assistant(proposers=[proposer], memory=None).solve(_task("sklearn:wine", n=4))
@@ -49,7 +51,7 @@ def test_second_similar_task_gets_memory_trials_from_the_first(tmp_path: Path) -
     ctx = SimpleNamespace(task=second.task, dataset_card=second.dataset_card, space=SimpleNamespace(models=["knn"]))
     (similar,) = proposer.similar_examples(ctx)  # type: ignore[arg-type]
     assert similar.study_id == sid and similar.dataset == "sklearn:iris" and similar.model == "knn"
-    assert set(similar.config) == {"n_neighbors", "p"} and similar.best_score == pytest.approx(first.cv_score)
+    assert set(similar.config) == {"n_neighbors", "weights", "p"} and similar.best_score == pytest.approx(first.cv_score)
     (example,) = memory_examples(proposer)(ctx)  # type: ignore[arg-type]  # as the LLM planner sees it
     assert example.model == "knn" and example.task.startswith("sklearn:iris") and example.config == similar.config
     assert example.score == similar.best_score
@@ -87,7 +89,7 @@ def test_in_context_examples_for_the_planner(tmp_path: Path) -> None:
     task = _task("sklearn:wine").resolved("multiclass")
     examples = in_context_examples(task, result.dataset_card, memory, k=3)
     assert len(examples) == 1 and examples[0].model == "knn" and examples[0].dataset == "sklearn:iris"
-    assert set(examples[0].config) == {"n_neighbors", "p"}
+    assert set(examples[0].config) == {"n_neighbors", "weights", "p"}
     assert "sklearn:iris" in format_examples(examples) and format_examples([]) == ""
     assert in_context_examples(task, result.dataset_card, memory, exclude_datasets=["sklearn:iris"]) == []
 

@@ -435,3 +435,16 @@ def test_a_worker_outlives_the_thread_that_started_it(layer: str | None) -> None
         res = run(sb, "RESULT = 2")
         assert res.ok and res.value == 2, res.error
         assert sb._worker.proc.pid == pid  # noqa: SLF001 - the same worker, never restarted
+
+
+def test_parallel_workers_each_get_one_gpu() -> None:
+    """With several GPUs, worker slot i sees only GPU i (round robin): CUDA_VISIBLE_DEVICES
+    is built from `Limits.gpus` (the GPU run itself is `test_gpu_is_passed_through`)."""
+    from hyperpilot.sandbox.handle import minimal_env
+    from hyperpilot.sandbox.runner import gpu_for_slot, shared_sandbox
+
+    four = Limits(wall_seconds=60, gpus=(0, 1, 2, 3))
+    assert [gpu_for_slot(four, slot).gpus for slot in range(5)] == [(0,), (1,), (2,), (3,), (0,)]
+    assert gpu_for_slot(Limits(gpus=(2,)), 3).gpus == (2,) and gpu_for_slot(Limits(gpus=None), 1).gpus is None
+    box = shared_sandbox(four, slot=1)  # nothing starts until a job runs
+    assert box.limits.gpus == (1,) and minimal_env("/h", "/t", box.limits.gpus)["CUDA_VISIBLE_DEVICES"] == "1"

@@ -33,6 +33,9 @@ def test_lora_solve_in_the_sandbox_saves_an_adapter_that_loads_back(texts_csv) -
                 study_name="lora")
     result = Assistant(memory=False).solve(task)
     assert result.cv_score > 0.6 and result.test_score > 0.6  # two topics, balanced: chance is 0.5
+    card = result.dataset_card  # the card says how the text looks (and keys the memory on it)
+    assert card.text_column == "text" and card.text is not None and card.text["median_words"] > 2
+    assert "log_text_words" in card.meta_features and "Text column 'text': median" in card.to_text()
     trial = studies.load_study("lora").trials[0]
     assert len(trial.intermediate_values) == trial.params["lora_text.epochs"] and trial.user_attrs["device"] in ("cpu", "cuda")
 

@@ -62,11 +62,13 @@ def _folds(n_folds: int, seconds: float):  # type: ignore[no-untyped-def]
 def test_no_cap_runs_until_the_deadline_and_starts_nothing_after_it() -> None:
     ctx = _ctx(None, 1.0)
     start = time.perf_counter()
+    started = time.time()
     StudyLoop(ctx, _folds(1, 0.02)).run(None, start + 1.0)
     took = time.perf_counter() - start
     trials = ctx.study.trials
     assert len(trials) > 20  # more than the default cap: the time budget alone decides
-    assert 1.0 <= took < 1.0 + 0.5  # the last trial started before the deadline and was short
+    assert took >= 1.0  # it ran until the deadline
+    assert max(t.datetime_start.timestamp() for t in trials) < started + 1.0  # type: ignore[union-attr]  # none started after it
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
 
 
@@ -82,12 +84,10 @@ def test_a_trial_running_at_the_deadline_stops_after_its_fold() -> None:
     loop = StudyLoop(ctx, _folds(4, 0.1))
     start = time.perf_counter()
     loop.run(None, start + 0.6)  # trial 0 completes at ~0.4 s; trial 1 starts and is stopped at the deadline
-    took = time.perf_counter() - start
     states = [t.state.name for t in ctx.study.trials]
     assert states == ["COMPLETE", "PRUNED"]
     stopped = ctx.study.trials[1]
     assert stopped.user_attrs["stopped"] == "deadline" and 1 <= len(stopped.user_attrs["fold_values"]) < 4
-    assert took < 0.6 + 0.35  # stopped within about a fold of the deadline, not after its 4 folds
 
 
 def test_a_study_without_a_completed_trial_gets_one_past_the_deadline() -> None:

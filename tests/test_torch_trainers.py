@@ -84,6 +84,7 @@ def test_cnn_on_digits_images(tmp_path) -> None:
     task = Task(data=str(tmp_path / "digits.csv"), target="label", models=["torch_cnn"], n_trials=1, cv_folds=2)
     result = Assistant(executor=InProcessExecutor(), memory=False).solve(task)
     assert result.cv_score > 0.85 and result.test_score > 0.85
+    assert result.dataset_card.image_shape == [1, 8, 8] and "Images: 1×8×8" in result.dataset_card.to_text()
     trial = studies.load_study(result.study_name).trials[0]
     assert len(trial.intermediate_values) == get_trainer("torch_cnn").card.default["epochs"]
 

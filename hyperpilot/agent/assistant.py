@@ -107,13 +107,14 @@ class Assistant:
         space = StudySpace([get_model_card(m, task_type) for m in task.models])
         X_train, X_test, y_train, y_test = split(data, task) if task.test_size else (data.X, None, data.y, None)
         check_folds(y_train, task)  # before any trial: every fold can train on every class
+        reads: dict[str, Any] = {}  # how the models read the data (a text column, an image shape), for the card
         for name in task.models:
-            get_trainer(name).check(X_train, task)  # features the model cannot use at all: one line now
+            reads.update(get_trainer(name).check(X_train, task))  # features the model cannot use at all: one line now
         executor = self.executor or SandboxExecutor(workers=self.workers)
         warm = getattr(executor, "warm", None)
         if callable(warm):
             warm()  # sandbox workers start now, while the study, the LLM and the proposers do
-        card = DatasetCard.profile(Dataset(data.name, X_train, y_train, data.target, data.dropped, data.leaks), task_type)
+        card = DatasetCard.profile(Dataset(data.name, X_train, y_train, data.target, data.dropped, data.leaks), task_type, **reads)
 
         if task.frame is not None:  # a table given in memory: kept in the study folder, so resume finds it
             task = task.stored_at(str(studies.save_data(str(task.study_name), task.frame)))

@@ -44,7 +44,7 @@ from hyperpilot.agent.request_rules import (
     unknown_name,
 )
 from hyperpilot.cards import get_model_card, model_cards
-from hyperpilot.data import SKLEARN_PREFIX, infer_task_type, load_dataset
+from hyperpilot.data import SKLEARN_PREFIX, id_named, infer_task_type, load_dataset
 from hyperpilot.errors import HyperpilotError, LLMError, TaskError
 from hyperpilot.metrics import METRICS, TaskType, get_metric
 from hyperpilot.task import Task
@@ -54,7 +54,6 @@ COMPARE = ("hist_gradient_boosting", "random_forest", "logistic_regression", "ri
 LABEL_WORDS = {"target", "label", "labels", "class", "y", "outcome", "churn", "churned", "default", "fraud", "survived",
                "status", "result", "diagnosis", "species", "price", "quality", "response", "defect", "spam", "sale"}
 _VAGUE = {"whether", "if", "which", "who", "what", "how", "when", "something", "it", "a", "an", "my", "our", "from", "with"}
-_ID_NAME = re.compile(r"(?i)(?:^|[_\s.-])(?:id|idx|index|key|uuid|guid|rownames|row)$|^unnamed:?\s*\d+$|^row_?(?:id|num|number)$")
 _STOP = {"using", "with", "from", "on", "in", "for", "by", "and", "or", "to", "as", "via", "at"}
 
 
@@ -176,7 +175,7 @@ def id_like(name: str, values: pd.Series) -> bool:
     values = values.dropna()
     if len(values) < 10 or values.nunique() != len(values):
         return False
-    named = bool(_ID_NAME.search(name.strip()) or re.search(r"[a-z](?:ID|Id)$", name.strip()))
+    named = id_named(name)
     if not pd.api.types.is_numeric_dtype(values):
         return True
     integral = pd.api.types.is_integer_dtype(values) or bool((values % 1 == 0).all())

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 from pandas.api import types as ptypes
 from pydantic import BaseModel, ConfigDict
 
@@ -17,7 +18,7 @@ from hyperpilot.metrics import TaskType
 class ColumnProfile(BaseModel):
     model_config = ConfigDict(frozen=True)
     name: str
-    kind: str  # numeric | categorical | boolean | datetime
+    kind: str  # numeric | categorical | boolean | datetime | text
     missing: float
     n_unique: int
 
@@ -39,12 +40,20 @@ class DatasetCard(BaseModel):
     meta_features: dict[str, float]
     dropped: dict[str, str] = {}  # columns no model saw, and why (`data.screen`)
     leaks: dict[str, float] = {}  # features that alone predict the target almost perfectly, with that score
+    text: dict[str, float] | None = None  # length statistics of the text column a text model reads
+    text_column: str | None = None
+    image_shape: list[int] | None = None  # [channels, height, width] when an image model reads the features
 
     @classmethod
-    def profile(cls, data: Dataset, task_type: TaskType) -> DatasetCard:
+    def profile(cls, data: Dataset, task_type: TaskType, text_column: str | None = None,
+                image_shape: tuple[int, ...] | None = None) -> DatasetCard:
+        """The card of `data`; `text_column` adds the text's length statistics and
+        `image_shape` the image size (both also become meta-features, so the memory finds
+        text tasks for text tasks and image tasks for image tasks)."""
         X, y = data.X, data.y
         columns = [
-            ColumnProfile(name=str(c), kind=_kind(X[c]), missing=round(float(X[c].isna().mean()), 4), n_unique=int(X[c].nunique()))
+            ColumnProfile(name=str(c), kind="text" if str(c) == text_column else _kind(X[c]),
+                          missing=round(float(X[c].isna().mean()), 4), n_unique=int(X[c].nunique()))
             for c in X.columns
         ]
         n_numeric = sum(c.kind == "numeric" for c in columns)
@@ -56,6 +65,12 @@ class DatasetCard(BaseModel):
             "numeric_share": n_numeric / X.shape[1],
             "missing_fraction": missing,
         }
+        text = None
+        if text_column is not None and text_column in X.columns:
+            text = _text_stats(X[text_column])
+            meta["log_text_words"] = math.log10(1 + text["median_words"])
+        if image_shape is not None:
+            meta["log_image_pixels"] = math.log10(max(1, math.prod(image_shape)))
         balance = stats = None
         if task_type == "regression":
             yv = y.astype(float)
@@ -73,7 +88,9 @@ class DatasetCard(BaseModel):
             n_numeric=n_numeric, n_categorical=X.shape[1] - n_numeric, missing_fraction=round(missing, 4),
             columns=columns, class_balance=balance, target_stats=stats,
             meta_features={k: round(v, 6) for k, v in meta.items()},
-            dropped=dict(data.dropped), leaks=dict(data.leaks),
+            dropped=dict(data.dropped), leaks=dict(data.leaks), text=text,
+            text_column=text_column if text is not None else None,
+            image_shape=list(image_shape) if image_shape is not None else None,
         )
 
     def to_text(self, max_columns: int = 15) -> str:
@@ -88,6 +105,12 @@ class DatasetCard(BaseModel):
             lines.append(f"Classes ({len(self.class_balance)}): {shares}")
         if self.target_stats is not None:
             lines.append("Target: " + ", ".join(f"{k} {v:.4g}" for k, v in self.target_stats.items()))
+        if self.text is not None:
+            lines.append(f"Text column '{self.text_column}': median {self.text['median_words']:.0f} words "
+                         f"(95% ≤ {self.text['p95_words']:.0f}, longest {self.text['max_words']:.0f}), "
+                         f"mean {self.text['mean_chars']:.0f} characters")
+        if self.image_shape is not None:
+            lines.append("Images: " + "×".join(str(v) for v in self.image_shape) + " (channels × height × width)")
         shown = ", ".join(f"{c.name} ({c.kind}{f', {c.missing:.0%} missing' if c.missing else ''})" for c in self.columns[:max_columns])
         more = f" … and {len(self.columns) - max_columns} more" if len(self.columns) > max_columns else ""
         lines.append(f"Columns: {shown}{more}")
@@ -96,6 +119,14 @@ class DatasetCard(BaseModel):
         if self.leaks:
             lines.append("Suspected leaks (one column alone predicts the target): " + ", ".join(self.leaks))
         return "\n".join(lines)
+
+
+def _text_stats(col: pd.Series) -> dict[str, float]:
+    """Length statistics of a text column, in words and characters."""
+    texts = col.fillna("").astype(str)
+    words = texts.str.split().str.len().to_numpy(dtype=float)
+    return {"mean_chars": round(float(texts.str.len().mean()), 2), "median_words": float(np.median(words)),
+            "p95_words": float(np.percentile(words, 95)), "max_words": float(words.max())}
 
 
 def _kind(col: object) -> str:

@@ -173,7 +173,7 @@ def solve(
     data: Optional[str] = typer.Option(None, "--data", "-d", help="CSV or Parquet file, or a built-in: sklearn:breast_cancer, sklearn:iris, sklearn:wine, sklearn:digits, sklearn:diabetes."),
     target: Optional[str] = typer.Option(None, "--target", "-t", help="Target column (may be left out for sklearn: datasets, whose target is 'target')."),
     model: list[str] = typer.Option([], "--model", "-m", help="Model card to tune (repeat to compare models); `hyperpilot models` lists them. Default: hist_gradient_boosting."),
-    metric: Optional[str] = typer.Option(None, "--metric", help="accuracy, balanced_accuracy, f1, roc_auc, log_loss, rmse, mse, mae or r2. Default: accuracy / rmse."),
+    metric: Optional[str] = typer.Option(None, "--metric", help="accuracy, balanced_accuracy, f1, precision, recall, roc_auc, log_loss, rmse, mse, mae or r2 (common names such as AUC or R² work too). Default: accuracy / rmse."),
     task_type: Optional[str] = typer.Option(None, "--task", help="binary, multiclass or regression (inferred from the target when left out)."),
     trials: TrialsOption = None,
     time: TimeOption = None,
@@ -184,6 +184,8 @@ def solve(
     study: Optional[str] = typer.Option(None, "--study", help="Study name; an existing name resumes that study. Default: a new name per run."),
     encoding: Optional[str] = typer.Option(None, "--encoding", help="Text encoding of a CSV file (default utf-8), e.g. latin-1 or cp1252."),
     drop: list[str] = typer.Option([], "--drop", metavar="COLUMN", help="A column no model may see, e.g. an ID or a leak (repeatable)."),
+    text_column: Optional[str] = typer.Option(None, "--text-column", metavar="COLUMN", help="The column of free text the lora_text model reads."),
+    base_model: Optional[str] = typer.Option(None, "--base-model", metavar="FOLDER", help="A local pretrained model folder for lora_text (default: the bundled all-MiniLM-L6-v2; never downloaded)."),
     llm: LlmOption = None,
     llm_key_env: LlmKeyEnvOption = None,
     llm_rate: RateOption = None,
@@ -199,7 +201,7 @@ def solve(
         fields = task_fields(given(ctx, {
             "data": data, "target": target, "model": model, "metric": metric, "task_type": task_type, "trials": trials,
             "timeout": timeout, "time": time, "seed": seed, "folds": folds, "sampler": sampler, "study": study,
-            "encoding": encoding, "drop": drop}))
+            "encoding": encoding, "drop": drop, "text_column": text_column, "base_model": base_model}))
         if not request and "data" not in fields:
             raise HyperpilotError('give --data FILE (or a request in words: hyperpilot solve "tune svm on sklearn:wine")')
         settings = _settings(ctx, {}, llm=llm, llm_rate=llm_rate, memory=memory, workers=workers,

@@ -54,7 +54,8 @@ JsonOption = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 # option name -> the Task field it sets (--timeout: the old name of --time; --time wins when both are given)
 TASK_FIELDS = {"data": "data", "target": "target", "model": "models", "metric": "metric", "task_type": "task_type",
                "trials": "n_trials", "timeout": "timeout", "time": "timeout", "seed": "seed", "folds": "cv_folds", "sampler": "sampler",
-               "study": "study_name", "encoding": "encoding", "drop": "drop"}
+               "study": "study_name", "encoding": "encoding", "drop": "drop",
+               "text_column": "text_column", "base_model": "base_model"}
 # the run settings an Assistant stores with its study (`Assistant.run_settings`) and their defaults
 RUN_DEFAULTS: dict[str, Any] = {"llm": None, "llm_rate": None, "sampler": None, "memory": True, "workers": 1,
                                 "no_sandbox": False, "trial_timeout": None, "trial_memory": None}

@@ -100,7 +100,9 @@ class CrossValidation:
                 return False
             values[:] = done
             handle.report(float(np.mean(values)), len(curve.scores) - 1)
-            return handle.should_prune()
+            epochs = handle.config.get("epochs")  # an epoch trainer's config says how many it runs
+            final = isinstance(epochs, int) and len(curve.scores) >= epochs
+            return not final and handle.should_prune()  # after the last epoch it completes, as after the last fold
 
         res = self.executor.run(self.job(handle.model, handle.config, handle.seed, code), on_report)
         seconds = time.perf_counter() - start

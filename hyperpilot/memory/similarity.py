@@ -29,6 +29,8 @@ META_SCALES: dict[str, float] = {
     "class_entropy": 0.5,
     "imbalance_ratio": 5.0,
     "target_skew": 2.0,
+    "log_text_words": 0.5,  # text tasks (a text column)
+    "log_image_pixels": 0.5,  # image tasks
 }
 
 

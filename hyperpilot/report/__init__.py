@@ -13,6 +13,7 @@ import optuna
 from optuna.trial import TrialState
 
 from hyperpilot import studies
+from hyperpilot.cards import DatasetCard
 from hyperpilot.core.types import Result
 from hyperpilot.prompts import fmt_config
 from hyperpilot.report.plots import (
@@ -89,7 +90,7 @@ def write_report(result: Result, folder: Path, study: optuna.Study) -> None:
 - Held-out test {task.metric}: {"none (nothing held out)" if result.test_score is None else f"**{result.test_score:.4f}**"}
 - Trials: {result.n_trials} ({result.n_failed} failed, {result.n_pruned} pruned), wall time {result.wall_seconds:.1f} s
 - Model: `{result.model_path.name}` (joblib; `joblib.load(...).predict(X)`)
-
+{_data_notes(result.dataset_card)}
 | parameter | value |
 |---|---|
 {config}
@@ -143,6 +144,14 @@ def _figures_md(figures: list[Figure]) -> str:
     """The images on one line (side by side where the viewer allows), then their notes."""
     notes = sorted({f.note for f in figures if f.note})
     return " ".join(f"![{f.title}]({f.file})" for f in figures) + "".join(f"\n\n_{n}_" for n in notes)
+
+
+def _data_notes(card: DatasetCard) -> str:
+    """The columns no model saw and the suspected leaks, as result bullets (empty if none)."""
+    notes = [f"- Not used as a feature: `{c}` ({why})\n" for c, why in card.dropped.items()]
+    notes += [f"- **Suspected leak:** `{c}` alone scores {v:.3f}; check that it is known at prediction time\n"
+              for c, v in card.leaks.items()]
+    return "".join(notes)
 
 
 def _intermediate_md(f: Figure | None) -> str:

@@ -384,14 +384,23 @@ def default_limits(**caps: Any) -> Limits:
     return Limits(**{"gpus": layers.gpu_indices() or None, **caps})
 
 
+def gpu_for_slot(limits: Limits, slot: int) -> Limits:
+    """`limits` with one GPU for worker `slot` (CUDA_VISIBLE_DEVICES and device nodes) when
+    there are several; unchanged with none or one."""
+    if not limits.gpus or len(limits.gpus) < 2:
+        return limits
+    return dataclasses.replace(limits, gpus=(limits.gpus[slot % len(limits.gpus)],))
+
+
 def shared_sandbox(limits: Limits | None = None, layer: str | None = None, slot: int = 0, *,
                    untrusted: bool = False) -> Sandbox:
     """One process-wide `Sandbox` per (limits, layer, layer environment, slot, untrusted), so
     that every `SandboxExecutor()` of a process reuses warm workers (slot i: the i-th
     parallel worker). Untrusted trainers get sandboxes of their own, in which nothing is
     ever shared (`Sandbox.share`): a program must not find a trusted job's dataset in its
-    data folder. Closed at interpreter exit."""
-    limits = limits or default_limits()
+    data folder. With several GPUs, slot i sees only GPU i (round robin), so parallel
+    workers do not share a device. Closed at interpreter exit."""
+    limits = gpu_for_slot(limits or default_limits(), slot)
     key = (limits, layer, os.environ.get(layers.ENV_LAYER), os.environ.get(layers.ENV_CGROUP), slot, untrusted)
     with _SHARED_LOCK:
         sandbox = _SHARED.get(key)

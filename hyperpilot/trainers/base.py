@@ -120,10 +120,12 @@ class Trainer(ABC):
         """Fit `config` on (X, y); returns an estimator with `predict` (and `predict_proba` /
         `decision_function` where the model has them)."""
 
-    def check(self, X: pd.DataFrame, task: Task) -> None:
+    def check(self, X: pd.DataFrame, task: Task) -> dict[str, Any]:
         """Raise `DataError` (one line) when this model cannot use the features `X` at all
-        (e.g. pixel columns that make no image); called once before the first trial."""
-        return None  # most models take any table
+        (e.g. pixel columns that make no image); called once before the first trial. Returns
+        what the dataset card should know of how this model reads the data: `text_column`,
+        `image_shape` (keywords of `DatasetCard.profile`), or nothing."""
+        return {}  # most models take any table
 
 
 _REGISTRY: dict[str, Trainer] = {}

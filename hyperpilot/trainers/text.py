@@ -203,9 +203,9 @@ class TextModel:
 class LoraTextTrainer(EpochTrainer):
     """`lora_text`: LoRA adapters + a classification head on a frozen pretrained encoder."""
 
-    def check(self, X: pd.DataFrame, task: Task) -> None:
-        text_column(X, task)
+    def check(self, X: pd.DataFrame, task: Task) -> dict[str, Any]:
         base_model_path(task.base_model)
+        return {"text_column": text_column(X, task)}
 
     def start(self, config: dict[str, Any], X: pd.DataFrame, y: np.ndarray, task: Task) -> NetTraining:
         offline()

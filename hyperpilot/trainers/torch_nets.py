@@ -122,8 +122,8 @@ class TorchCNNTrainer(EpochTrainer):
     """`torch_cnn`: blocks × (3×3 conv, [batch norm], activation, 2×2 max-pool while the image
     is at least 2 pixels wide), channels doubling per block; dropout; a linear head."""
 
-    def check(self, X: pd.DataFrame, task: Task) -> None:
-        image_shape(X, self.card.fixed.get("image_shape"))
+    def check(self, X: pd.DataFrame, task: Task) -> dict[str, Any]:
+        return {"image_shape": image_shape(X, self.card.fixed.get("image_shape"))}
 
     def start(self, config: dict[str, Any], X: pd.DataFrame, y: np.ndarray, task: Task) -> NetTraining:
         import torch
