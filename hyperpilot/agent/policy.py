@@ -28,6 +28,7 @@ from optuna.trial import TrialState
 
 from hyperpilot import studies
 from hyperpilot.agent.llm import LLM, resolve_llm
+from hyperpilot.agent.llm.base import LLMTimeout
 from hyperpilot.agent.planner import AnswerError, Example, Planner, Proposal, space_lines
 from hyperpilot.core.proposer import Proposer, StudyContext, config_key
 from hyperpilot.core.types import Suggestion, TrialRecord
@@ -165,7 +166,8 @@ class LLMProposer(Proposer):
                 self._failures += 1
                 self._cooldown = min(2 ** self._failures, 16)
                 if not self._warning:
-                    self._warning = f"LLM unavailable, BO proposes instead: {e}"
+                    what = "too slow" if isinstance(e, LLMTimeout) else "unavailable"  # a slow model is not a missing one
+                    self._warning = f"LLM {what}, BO proposes instead: {e}"
                     log.warning("hyperpilot: %s", self._warning)
             return None
         self._failures = 0
