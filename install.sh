@@ -15,6 +15,18 @@ if ! command -v bwrap >/dev/null 2>&1; then
     echo "note: bubblewrap (bwrap) is not installed; install it (e.g. 'sudo apt-get install bubblewrap') for full trial isolation" >&2
   fi
 fi
+# PostgreSQL serves the shared-storage test (tests/test_shared_storage.py starts a server of its own
+# on 127.0.0.1 in a temp folder, as the postgres user, and stops it). Same rule as bubblewrap: installed
+# when missing and we are root on Debian/Ubuntu; without it that test is skipped, never the install.
+# (Debian's package also creates its default cluster, started only where an init system runs.)
+if ! command -v pg_ctl >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    (export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq postgresql >/dev/null) \
+      || echo "warning: could not install postgresql; the PostgreSQL storage test will be skipped" >&2
+  else
+    echo "note: PostgreSQL is not installed; the PostgreSQL storage test will be skipped (e.g. 'sudo apt-get install postgresql')" >&2
+  fi
+fi
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv

@@ -18,7 +18,9 @@ import hashlib
 import json
 import logging
 import os
+import re
 import sqlite3
+import time
 import warnings
 from collections.abc import Iterable
 from datetime import datetime
@@ -32,7 +34,7 @@ from optuna.trial import TrialState
 
 from hyperpilot import samplers
 from hyperpilot.cards.model import ModelCard
-from hyperpilot.core.loop import count_finished, retried
+from hyperpilot.core.loop import SURPLUS, count_finished, retried
 from hyperpilot.errors import StudyError
 from hyperpilot.task import Task
 
@@ -59,14 +61,87 @@ def heartbeat_seconds() -> int:
     return max(1, int(os.environ.get("HYPERPILOT_HEARTBEAT", "10")))
 
 
-def storage() -> optuna.storages.RDBStorage:
-    url = os.environ.get("HYPERPILOT_STORAGE") or f"sqlite:///{home() / 'studies.db'}"
+def storage(url: str | None = None) -> optuna.storages.BaseStorage:
+    """The study storage at `url` (default `$HYPERPILOT_STORAGE`, else `studies.db` under
+    `HYPERPILOT_HOME`): any SQLAlchemy URL Optuna's `RDBStorage` takes (sqlite:///FILE,
+    postgresql://USER@HOST:PORT/DB, mysql+pymysql://…; several workers on other machines
+    can share one study there), or a journal file — `journal:PATH`, or a path ending in
+    .log or .jsonl — for a shared file system without a database server (no heartbeats:
+    a trial whose process died there stays RUNNING). Any problem opening it is one
+    `StudyError` line."""
+    url = url or os.environ.get("HYPERPILOT_STORAGE") or f"sqlite:///{home() / 'studies.db'}"
+    journal = _journal_path(url)
+    if journal is not None:
+        try:
+            Path(journal).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            from optuna.storages.journal import JournalFileBackend
+
+            return optuna.storages.JournalStorage(JournalFileBackend(str(Path(journal).expanduser())))
+        except (OSError, ValueError) as e:
+            raise StudyError(f"cannot use the journal file {journal}: {getattr(e, 'strerror', None) or e}") from None
+    if "://" not in url:
+        raise StudyError(f"--storage {url!r} is neither a database URL (e.g. sqlite:///studies.db, "
+                         "postgresql://user@host:5432/db) nor a journal file (journal:PATH, or a .log/.jsonl path)")
     beat = heartbeat_seconds()
-    return optuna.storages.RDBStorage(
-        url, engine_kwargs={"creator": _sqlite(url[len("sqlite:///"):])} if url.startswith("sqlite:///") else {},
-        heartbeat_interval=beat, grace_period=3 * beat,
-        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2),
-    )
+    for attempt in range(5):
+        try:
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs={"creator": _sqlite(url[len("sqlite:///"):])} if url.startswith("sqlite:///") else {},
+                heartbeat_interval=beat, grace_period=3 * beat,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2),
+            )
+        except Exception as e:  # noqa: BLE001 - SQLAlchemy's and the drivers' errors are many; the user needs one line
+            if attempt < 4 and _racing(e):  # another worker is creating the tables of a new database right now
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            raise StudyError(f"cannot open the study storage {_safe_url(url)}: {_storage_reason(e)}") from None
+    raise AssertionError("unreachable")
+
+
+def _racing(e: BaseException) -> bool:
+    text = str(e).lower()
+    return "already exists" in text or "duplicate key" in text or type(e).__name__ == "IntegrityError"
+
+
+def describe(url: str | None = None) -> str:
+    """Where the studies of `url` live, for people: the storage URL without its password,
+    or HYPERPILOT_HOME for the default."""
+    url = url or os.environ.get("HYPERPILOT_STORAGE")
+    return _safe_url(url) if url else str(home())
+
+
+def _journal_path(url: str) -> str | None:
+    if url.startswith("journal:"):
+        return url[len("journal:"):]
+    if "://" not in url and url.endswith((".log", ".jsonl")):
+        return url
+    return None
+
+
+def _safe_url(url: str) -> str:
+    """`url` without its password."""
+    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)
+
+
+def _storage_reason(e: BaseException) -> str:
+    """Why a storage URL failed, in words (no SQLAlchemy traceback)."""
+    name = type(e).__name__
+    text = str(e).strip().splitlines()[0] if str(e).strip() else name
+    text = re.sub(r"\s*\(Background on this error at:.*$", "", text)
+    if name == "NoSuchModuleError":
+        kind = text.rsplit(":", 1)[-1].strip()
+        return f"unknown database kind {kind!r} (e.g. sqlite, postgresql, mysql+pymysql)"
+    if isinstance(e, ImportError):
+        cause = e.__cause__ if isinstance(e.__cause__, ImportError) else e
+        module = getattr(cause, "name", None) or text
+        hint = {"psycopg": " (pip install 'psycopg[binary]')", "psycopg2": " (pip install psycopg2-binary)",
+                "pymysql": " (pip install pymysql)"}.get(str(module).split(".")[0], "")
+        return f"its database driver is not installed: no module {module!r}{hint}"
+    if name == "ArgumentError":
+        return f"not a database URL ({text})"
+    if name == "OperationalError":
+        return "cannot connect: " + re.sub(r"^[(][^)]*[)]\s*", "", text)
+    return f"{name}: {text}"
 
 
 def _sqlite(path: str) -> Any:
@@ -151,12 +226,12 @@ def make_pruner(cards: Iterable[ModelCard]) -> optuna.pruners.BasePruner:
     return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=PRUNER_MIN_EPOCHS)
 
 
-def open_study(task: Task) -> optuna.Study:
-    """Create the study for `task` or resume the one of the same name."""
+def open_study(task: Task, url: str | None = None) -> optuna.Study:
+    """Create the study for `task` or resume the one of the same name (in the storage at
+    `url`, see `storage`); a study another worker is creating at the same time is joined."""
     name = str(task.study_name)
-    store = storage()
-    existing = {s.study_name: s for s in optuna.get_all_study_summaries(store)}
-    if name in existing:
+    store = storage(url)
+    if name in optuna.get_all_study_names(store):
         study = optuna.load_study(study_name=name, storage=store)
         stored = study.user_attrs.get("task", {})
         for key in ("data", "target", "task_type", "metric", "models"):
@@ -167,14 +242,14 @@ def open_study(task: Task) -> optuna.Study:
                 )
         optuna.storages.fail_stale_trials(study)
     else:
-        study = optuna.create_study(study_name=name, storage=store, direction=task.direction)
+        study = optuna.create_study(study_name=name, storage=store, direction=task.direction, load_if_exists=True)
         study.set_user_attr("task", json.loads(task.model_dump_json()))
     return study
 
 
-def load_study(name: str) -> optuna.Study:
+def load_study(name: str, url: str | None = None) -> optuna.Study:
     try:
-        return optuna.load_study(study_name=name, storage=storage())
+        return optuna.load_study(study_name=name, storage=storage(url))
     except KeyError:
         raise StudyError(f"no study named '{name}'; `hyperpilot studies list` shows them") from None
 
@@ -197,10 +272,10 @@ def run_settings(study: optuna.Study) -> dict[str, Any]:
     return dict(stored) if isinstance(stored, dict) else {}
 
 
-def list_studies() -> list[optuna.study.StudySummary]:
+def list_studies(url: str | None = None) -> list[optuna.study.StudySummary]:
     # a study whose trials never started (all still queued) has no start time: list it last
     return sorted(
-        optuna.get_all_study_summaries(storage()),
+        optuna.get_all_study_summaries(storage(url)),
         key=lambda s: (s.datetime_start is None, s.datetime_start or datetime.min),
     )
 
@@ -214,7 +289,7 @@ def n_failed(study: optuna.Study) -> int:
     """Failed trials that count against the budget."""
     trials = study.get_trials(deepcopy=False)
     dead = retried(trials)
-    return sum(t.state == TrialState.FAIL and t.number not in dead for t in trials)
+    return sum(t.state == TrialState.FAIL and t.number not in dead and not t.user_attrs.get(SURPLUS) for t in trials)
 
 
 def trial_table(study: optuna.Study) -> pd.DataFrame:

@@ -54,7 +54,10 @@ class Assistant:
     `memory` warm-starts from similar past studies and stores this one (see `hyperpilot.memory`):
     True (default) for the memory under HYPERPILOT_HOME, a `Memory`, or None/False for none.
     `on_start` is called once per solve with the resolved task (type, metric, models, study
-    name filled in), just before the first trial. Each solve stores these run settings with
+    name filled in), just before the first trial. `storage` is where the study lives: any
+    Optuna RDB URL (e.g. postgresql://user@host:5432/db: workers on several machines share
+    one study) or a journal file (`journal:PATH`, a .log/.jsonl path); default
+    `$HYPERPILOT_STORAGE`, else SQLite under HYPERPILOT_HOME (`studies.storage`). Each solve stores these run settings with
     the study (`studies.run_settings`, never a key) so that `hyperpilot resume` reuses them."""
 
     def __init__(
@@ -70,6 +73,7 @@ class Assistant:
         sampler: optuna.samplers.BaseSampler | str | None = None,
         pruner: optuna.pruners.BasePruner | None = None,
         on_start: Callable[[Task], None] | None = None,
+        storage: str | None = None,
     ) -> None:
         from hyperpilot.memory.proposer import memory_proposer
 
@@ -90,6 +94,7 @@ class Assistant:
         self.on_start = on_start
         self.llm_rate = llm_rate
         self.uses_memory = warm is not None
+        self.storage = storage
 
     def solve(self, task: Task) -> Result:
         """Tune `task` within its budget (`n_trials`, `timeout` counted from this call, or
@@ -118,7 +123,7 @@ class Assistant:
 
         if task.frame is not None:  # a table given in memory: kept in the study folder, so resume finds it
             task = task.stored_at(str(studies.save_data(str(task.study_name), task.frame)))
-        study = studies.open_study(task)
+        study = studies.open_study(task, self.storage)
         study.sampler = (self.sampler if isinstance(self.sampler, optuna.samplers.BaseSampler)
                          else studies.make_sampler(task, len(study.trials), parallel=self.workers > 1))
         study.pruner = self.pruner or studies.make_pruner(space.cards.values())  # the cards' pruner, else none
@@ -159,7 +164,7 @@ class Assistant:
 
     def resume(self, study_name: str, n_trials: int | None = None) -> Result:
         """Continue a study by name (after a crash, or with a larger budget)."""
-        task = studies.stored_task(studies.load_study(study_name))
+        task = studies.stored_task(studies.load_study(study_name, self.storage))
         if n_trials is not None:
             task = task.model_copy(update={"n_trials": n_trials})
         return self.solve(task)

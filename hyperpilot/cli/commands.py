@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import typer
 from rich.markup import escape
 
+from hyperpilot.cli.chat import chat
 from hyperpilot.cli.options import (
     JsonOption,
     LlmKeyEnvOption,
@@ -25,6 +26,7 @@ from hyperpilot.cli.options import (
     RateOption,
     SamplerOption,
     SandboxOption,
+    StorageOption,
     TimeOption,
     TimeoutAlias,
     TrialMemoryOption,
@@ -63,6 +65,7 @@ app = typer.Typer(
 studies_app = typer.Typer(help="List and inspect stored studies.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(studies_app, name="studies")
 app.add_typer(memory_app, name="memory")
+app.command("chat", short_help="A conversation: say what to tune, answer, confirm, ask follow-ups.")(chat)
 
 
 def _version(value: bool) -> None:
@@ -130,7 +133,7 @@ def _settings(ctx: typer.Context, stored: dict[str, Any], **values: Any) -> dict
 
 
 def _run(call: Callable[[Assistant], Result], settings: dict[str, Any], key_env: Optional[str], as_json: bool,
-         planner: Any = None, resolved: bool = False) -> None:
+         planner: Any = None, resolved: bool = False, storage: Optional[str] = None) -> None:
     """Run `call` on an Assistant built from `settings`, showing progress on stderr, then the result."""
     from hyperpilot.agent import Assistant
 
@@ -149,7 +152,7 @@ def _run(call: Callable[[Assistant], Result], settings: dict[str, Any], key_env:
 
             assistant = Assistant(on_trial=progress.on_trial, on_start=on_start, llm=llm or "none", workers=workers,
                                   llm_rate=settings["llm_rate"], memory=settings["memory"], executor=executor,
-                                  sampler=settings["sampler"])
+                                  sampler=settings["sampler"], storage=storage)
             result = call(assistant)
     except KeyboardInterrupt:
         line(f"interrupted; the study is saved: `hyperpilot resume {escape(study[0]) if study else 'NAME'}` continues it", err)
@@ -157,7 +160,7 @@ def _run(call: Callable[[Assistant], Result], settings: dict[str, Any], key_env:
     from hyperpilot import studies
     from hyperpilot.report import accounting, accounting_rows
 
-    info = accounting(studies.load_study(result.study_name))
+    info = accounting(studies.load_study(result.study_name, storage))
     if as_json:
         emit_json({**result_json(result), "llm": info})
         return
@@ -194,6 +197,7 @@ def solve(
     trial_memory: TrialMemoryOption = None,
     sandbox: SandboxOption = None,
     workers: WorkersOption = None,
+    storage: StorageOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Tune MODEL(s) on DATA for METRIC and save the best model with a report."""
@@ -211,7 +215,7 @@ def solve(
 
         planner = _planner(settings["llm"], llm_key_env)
         task = task_from_text(request, llm=planner, **fields) if request else Task(**fields)
-        _run(lambda a: a.solve(task), settings, llm_key_env, as_json, planner, resolved=True)
+        _run(lambda a: a.solve(task), settings, llm_key_env, as_json, planner, resolved=True, storage=storage)
 
 
 @app.command(short_help="Continue a study by name, as it last ran unless options say otherwise.")
@@ -230,6 +234,7 @@ def resume(
     trial_memory: TrialMemoryOption = None,
     sandbox: SandboxOption = None,
     workers: WorkersOption = None,
+    storage: StorageOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Continue a study by name, e.g. after the process was killed; completed trials are kept.
@@ -242,13 +247,13 @@ def resume(
         fields = task_fields(given(ctx, {"trials": trials, "timeout": timeout, "time": time}))
         new_llm = bool(given(ctx, {"llm": llm}))  # checked (key set-up) before the study is touched
         planner = _planner(llm, llm_key_env) if new_llm else None
-        study = studies.load_study(name)
+        study = studies.load_study(name, storage)
         task = studies.stored_task(study)
         if fields:
             task = task.updated(**fields)
         settings = _settings(ctx, studies.run_settings(study), llm=llm, llm_rate=llm_rate, sampler=sampler, memory=memory,
                              workers=workers, trial_timeout=trial_timeout, trial_memory=trial_memory, sandbox=sandbox)
-        _run(lambda a: a.solve(task), settings, llm_key_env, as_json, planner, resolved=new_llm)
+        _run(lambda a: a.solve(task), settings, llm_key_env, as_json, planner, resolved=new_llm, storage=storage)
 
 
 @app.command(short_help="A short solve on a built-in dataset; needs no arguments.")
@@ -304,18 +309,18 @@ def models(as_json: JsonOption = False) -> None:
 
 
 @studies_app.command("list")
-def studies_list(as_json: JsonOption = False) -> None:
+def studies_list(storage: StorageOption = None, as_json: JsonOption = False) -> None:
     """Every stored study with its best value and trial count."""
     from hyperpilot import studies
 
     with _one_line():
         rows = [{"study": s.study_name, "started": s.datetime_start.strftime("%Y-%m-%d %H:%M") if s.datetime_start else None,
                  "trials": s.n_trials, "best": None if s.best_trial is None else s.best_trial.value,
-                 "direction": s.direction.name.lower()} for s in studies.list_studies()]
+                 "direction": s.direction.name.lower()} for s in studies.list_studies(storage)]
         if as_json:
             emit_json(rows)
             return
-        table(f"studies in {studies.home()}", ["study", "started", "trials", "best", "direction"],
+        table(f"studies in {studies.describe(storage)}", ["study", "started", "trials", "best", "direction"],
               [(r["study"], r["started"] or "-", r["trials"], "-" if r["best"] is None else f"{r['best']:.4f}", r["direction"])
                for r in rows])
 
@@ -325,12 +330,13 @@ def _number(value: Any, digits: int) -> str:
 
 
 @studies_app.command("show")
-def studies_show(name: str = typer.Argument(..., help="Study name."), as_json: JsonOption = False) -> None:
+def studies_show(name: str = typer.Argument(..., help="Study name."), storage: StorageOption = None,
+                 as_json: JsonOption = False) -> None:
     """The task, the run settings and every trial of one study."""
     from hyperpilot import studies
 
     with _one_line():
-        study = studies.load_study(name)
+        study = studies.load_study(name, storage)
         frame = studies.trial_table(study)
         report = studies.study_dir(name) / "report.md"
         if as_json:

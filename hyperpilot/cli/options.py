@@ -50,6 +50,11 @@ TrialsOption = Annotated[Optional[int], typer.Option("--trials", "-n", help=TRIA
 TimeOption = Annotated[Optional[str], typer.Option("--time", metavar="DURATION", help=TIME_HELP)]
 TimeoutAlias = Annotated[Optional[str], typer.Option("--timeout", hidden=True, help="Same as --time.")]
 JsonOption = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
+STORAGE_HELP = ("Where studies live: a database URL (sqlite:///FILE, postgresql://USER@HOST:PORT/DB, …: workers on "
+                "several machines can share one --study) or a journal file (journal:PATH, or a .log/.jsonl path); "
+                "default $HYPERPILOT_STORAGE, else studies.db under HYPERPILOT_HOME.")
+StorageOption = Annotated[Optional[str], typer.Option("--storage", metavar="URL", envvar="HYPERPILOT_STORAGE",
+                                                      help=STORAGE_HELP)]
 
 # option name -> the Task field it sets (--timeout: the old name of --time; --time wins when both are given)
 TASK_FIELDS = {"data": "data", "target": "target", "model": "models", "metric": "metric", "task_type": "task_type",

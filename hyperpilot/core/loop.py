@@ -15,6 +15,11 @@ study has a completed trial; before that it finishes, and a study without a comp
 trial starts one even when the deadline has passed (loading the data or the planner took
 the budget), so a study ends with a model when one can be had.
 
+Several loops may share one study (processes on other machines, through a shared storage):
+before each trial the budget is read from the storage — counted trials plus trials running
+since this run began — and a trial asked in the instant another worker filled the budget is
+not run: it is recorded FAIL with user attr `surplus` and does not count (`count_finished`).
+
 Suggestions are asked in this thread only, so the order of asks (and a seeded sampler's
 draws) does not depend on the workers; BO sees running trials (TPE's constant liar) and
 proposers see them in `ctx.tried()`. `Assistant.solve`, the evals adapters and the tests
@@ -28,6 +33,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager
+from datetime import datetime
 from typing import Any, Protocol
 
 import optuna
@@ -39,6 +45,7 @@ from hyperpilot.errors import HyperpilotError, SpaceError
 
 log = logging.getLogger("hyperpilot.loop")
 FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
+SURPLUS = "surplus"  # user attr of a trial asked after other workers had filled the budget (never run, not counted)
 
 
 class TrialHandle:
@@ -128,6 +135,7 @@ class StudyLoop:
         if n_trials is None and deadline is None:
             raise HyperpilotError("a study needs a trial cap, a deadline, or both")
         self._deadline = deadline
+        self._since = datetime.now()  # Optuna's trial times are naive local times
         ctx, study = self.ctx, self.ctx.study
         trials = study.get_trials(deepcopy=False)
         ctx.fresh = not trials
@@ -141,10 +149,12 @@ class StudyLoop:
         n_started = 0
         with ThreadPoolExecutor(self.workers, thread_name_prefix="hyperpilot-trial") as pool:
             while True:
-                while (len(pending) < self.workers and (n_trials is None or ctx.n_done + len(pending) < n_trials)
+                while (len(pending) < self.workers and self._room(n_trials)
                        and (deadline is None or time.perf_counter() < deadline or (n_started == 0 and self._best is None))):
                     n_started += 1
                     handle = self._start()
+                    if self._surplus(handle, n_trials):
+                        break
                     pending[pool.submit(self._call, handle)] = (handle, time.perf_counter())
                 if not pending:
                     break
@@ -156,6 +166,37 @@ class StudyLoop:
         for proposer in self.proposers:
             proposer.finish(ctx)
         return ctx
+
+    def _room(self, n_trials: int | None) -> bool:
+        """Whether the budget has room for one more trial, as the storage says now: counted
+        trials, plus trials running since this run began (ours and other workers')."""
+        if n_trials is None:
+            return True
+        trials = self.ctx.study.get_trials(deepcopy=False)
+        self.ctx.n_done = count_finished(trials)
+        return self.ctx.n_done + len(self._running(trials)) < n_trials
+
+    def _running(self, trials: Sequence[optuna.trial.FrozenTrial], below: int | None = None) -> list[int]:
+        """Trials running since this run began (a trial left RUNNING by a dead process
+        before it does not hold budget), numbered below `below` when given."""
+        return [t.number for t in trials if t.state == TrialState.RUNNING and (below is None or t.number < below)
+                and t.datetime_start is not None and t.datetime_start >= self._since]
+
+    def _surplus(self, handle: TrialHandle, n_trials: int | None) -> bool:
+        """Whether `handle`'s trial came after the budget was filled (by another worker, in
+        the instant between our look and our ask): then it is told FAIL as `surplus`, unrun.
+        Trial numbers are given out in order by the storage, so the earlier ones win."""
+        if n_trials is None:
+            return False
+        trials = self.ctx.study.get_trials(deepcopy=False)
+        earlier = count_finished([t for t in trials if t.number < handle.number])
+        if earlier + len(self._running(trials, below=handle.number)) < n_trials:
+            return False
+        self.ctx.running.remove((handle.model, handle.config))
+        handle.trial.set_user_attr(SURPLUS, True)
+        handle.trial.set_user_attr("error", "not run: other workers had filled the budget")
+        self.ctx.study.tell(handle.trial, state=TrialState.FAIL)
+        return True
 
     def _call(self, handle: TrialHandle) -> Outcome:
         start = time.perf_counter()
@@ -257,9 +298,9 @@ def retried(trials: Sequence[optuna.trial.FrozenTrial]) -> dict[int, int]:
 
 def count_finished(trials: Sequence[optuna.trial.FrozenTrial]) -> int:
     """Finished trials that count against the budget: a trial failed because its process
-    died (a later trial retries it) does not."""
+    died (a later trial retries it) does not, nor a `surplus` one."""
     dead = retried(trials)
-    return sum(t.state in FINISHED and t.number not in dead for t in trials)
+    return sum(t.state in FINISHED and t.number not in dead and not t.user_attrs.get(SURPLUS) for t in trials)
 
 
 def _maximize(study: optuna.Study) -> bool:

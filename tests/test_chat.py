@@ -1,0 +1,235 @@
+"""The agent tools (`hyperpilot.tools`) and the conversation engine (`hyperpilot.agent.chat`):
+real small solves (iris, 2–3 trials, 2 folds, in-process, memory off, no planner LLM), a
+scripted capable model choosing tools through the constrained action, and `hyperpilot chat`
+driven through a pseudo-terminal."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sklearn.datasets import load_iris
+from threadpoolctl import threadpool_limits
+
+from hyperpilot.agent.chat import Conversation
+from hyperpilot.agent.llm import ScriptedLLM
+from hyperpilot.cards import get_model_card
+from hyperpilot.memory import Memory, StudyEntry
+from hyperpilot.memory.embed import HashEmbedder
+from hyperpilot.sandbox import InProcessExecutor
+from hyperpilot.tools import TOOLS, Runtime, all_tools, call_tool
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    with threadpool_limits(1):
+        yield
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    work = tmp_path / "work"
+    work.mkdir()
+    load_iris(as_frame=True).frame.rename(columns={"target": "species"}).to_csv(work / "iris.csv", index=False)
+    return work
+
+
+def runtime(folder: Path, **kw: Any) -> Runtime:
+    return Runtime(**{"executor": InProcessExecutor(), "llm": "none", "memory": False, "cwd": folder, **kw})
+
+
+def chat(folder: Path, llm: Any = None, name: str = "t") -> Conversation:
+    return Conversation(all_tools(runtime(folder)), llm, name=name, cwd=folder)
+
+
+def test_every_tool_is_a_structured_tool_with_a_pydantic_schema(folder: Path) -> None:
+    tools = all_tools(runtime(folder))
+    assert [t.name for t in tools] == list(TOOLS)
+    for t in tools:
+        assert t.args_schema is TOOLS[t.name].args and t.description
+        assert json.dumps(t.args_schema.model_json_schema())  # type: ignore[union-attr]
+
+
+def test_data_model_and_memory_tools(folder: Path) -> None:
+    rt = runtime(folder)
+    card = call_tool("profile_dataset", {"data": "iris.csv", "target": "species"}, rt)
+    assert card["rows"] == 150 and card["features"] == 4 and card["task_type"] == "multiclass"
+    assert "species" in card["text"]
+    listed = call_tool("list_models", {"task_type": "regression"}, rt)["models"]
+    assert "ridge" in [m["name"] for m in listed] and "logistic_regression" not in [m["name"] for m in listed]
+    rf = call_tool("model_card", {"name": "random forest"}, rt)
+    assert rf["name"] == "random_forest" and rf["card"]["default"] == get_model_card("random_forest").default
+    memory = Memory(folder / "mem", embedder=HashEmbedder())
+    memory.add_studies([StudyEntry(id="old/svm", dataset="sklearn:iris", task_type="multiclass", model="svm",
+                                   metric="accuracy", direction="maximize", card_text="Dataset: iris flowers petals",
+                                   best_config={"C": 3.0}, best_score=0.97, n_trials=5)])
+    found = call_tool("search_memory", {"query": "iris flowers petals"}, runtime(folder, memory=memory))
+    assert found["studies"][0]["id"] == "old/svm" and found["studies"][0]["best_config"] == {"C": 3.0}
+    assert call_tool("search_memory", {"query": "iris"}, rt) == {"studies": [], "note": "no past study in the memory yet"}
+
+
+@pytest.mark.parametrize(("tool", "args", "says"), [
+    ("study_status", {"study": "nope"}, "no study named 'nope'"),
+    ("explain", {"study": "nope"}, "no study named"),
+    ("export_study", {"study": "nope"}, "no study named"),
+    ("model_card", {"name": "xgboost"}, "did you mean hist_gradient_boosting"),
+    ("profile_dataset", {"data": "missing.csv"}, "there is no file 'missing.csv'"),
+    ("start_study", {"data": "missing.csv", "target": "y"}, "there is no file 'missing.csv'"),
+    ("start_study", {"data": "iris.csv", "target": "colour", "n_trials": 2}, "colour"),
+    ("start_study", {"data": "iris.csv", "target": "species", "models": ["xgb_forest"]}, "unknown model 'xgb_forest'"),
+    ("continue_study", {"study": "x", "more_trials": 0}, "invalid arguments for continue_study: more_trials"),
+    ("no_such_tool", {}, "no tool named"),
+])
+def test_bad_input_is_one_error_line(folder: Path, tool: str, args: dict[str, Any], says: str) -> None:
+    result = call_tool(tool, args, runtime(folder))
+    assert set(result) == {"error"} and says in result["error"] and "\n" not in result["error"], result
+    if tool in TOOLS:  # and through LangChain: a result, never an exception
+        out = {t.name: t for t in all_tools(runtime(folder))}[tool].invoke(args)
+        assert says in (out["error"] if isinstance(out, dict) else out)
+
+
+def test_a_conversation_asks_runs_and_answers_follow_ups(folder: Path) -> None:
+    c = chat(folder)
+    first = c.turn("tune a random forest on iris.csv, 2 trials, 2 folds")
+    assert first.kind == "question" and "which column should be predicted" in first.text and "species" in first.text
+    plan = c.turn("species")  # the answer is merged into the pending request
+    assert plan.kind == "plan" and "'species' in iris.csv" in plan.text and "random_forest" in plan.text
+    assert "2 trials" in plan.text and "2-fold CV" in plan.text
+    done = c.turn("yes")
+    assert done.kind == "result" and done.result is not None, done.text
+    study = done.result["study"]
+    assert done.result["n_trials"] == 2 and Path(done.result["model_path"]).is_file()
+
+    status = c.turn("what's best so far")
+    assert status.tool == "study_status" and status.result is not None and status.result["done"] == 2
+    assert f"{status.result['best']['value']:.4f}" in status.text
+
+    why = c.turn("why that max depth")
+    assert why.tool == "explain" and why.result is not None and why.result["focus"] == "max_depth"
+    row = next(p for p in why.result["params"] if p["name"] == "max_depth")
+    assert row["range"] == [2, 50] and "max_depth" in why.text and "min_samples_leaf" not in why.text
+    from hyperpilot import studies
+    from hyperpilot.report.plots import analyse_model
+
+    measured = analyse_model(studies.load_study(study), "random_forest")[1].importances
+    assert row["importance"] == pytest.approx(measured["max_depth"])  # Optuna's number, not invented
+
+    more = c.turn("try 1 more")
+    assert more.tool == "continue_study" and more.result is not None and more.result["n_trials"] == 3
+    assert more.result["study"] == study
+
+    compared = c.turn("compare trials 0 and 1")
+    assert compared.tool == "compare_trials" and compared.result is not None and compared.result["differ"]
+
+    exported = c.turn("export it to out/best")
+    assert exported.tool == "export_study", exported.text
+    assert (folder / "out" / "best" / "model.joblib").is_file() and (folder / "out" / "best" / "report.md").is_file()
+
+    other = c.turn("use logistic regression instead")
+    assert other.kind == "plan" and "models logistic_regression" in other.text and "'species'" in other.text
+    fewer = c.turn("2 trials")  # a change while the plan waits
+    assert fewer.kind == "plan" and "2 trials" in fewer.text
+    second = c.turn("go")
+    assert second.kind == "result" and second.result is not None and second.result["best_model"] == "logistic_regression"
+    assert second.result["study"] != study and c.state.study == second.result["study"]
+
+
+def test_bad_input_in_conversation_gets_a_short_reply_and_goes_on(folder: Path) -> None:
+    c = chat(folder)
+    assert c.turn("what's best so far").kind == "error"  # no study yet
+    missing = c.turn("tune svm on churn.csv to predict churned")
+    assert missing.kind == "question" and "no such file" in missing.text
+    fixed = c.turn("iris.csv")  # answers "which data?"; churned is then no column of iris
+    assert fixed.kind == "question" and "no column 'churned'" in fixed.text
+    assert c.turn("species").kind == "plan"
+    assert c.turn("no").kind == "answer" and c.state.plan is None
+    unknown = c.turn("tune xgboost on iris.csv to predict species")
+    assert unknown.kind == "question" and "did you mean hist_gradient_boosting" in unknown.text
+    assert "models knn" in c.turn("knn").text  # the answer replaces the unknown model
+    cannot = c.turn("cancel")
+    assert cannot.kind == "answer"
+    assert "can't do that" in c.turn("book me a flight to Lisbon").text
+    assert "unknown model 'catboost'" in c.turn("use catboost instead").text
+    assert c.turn("tell me about svm").tool == "model_card"
+
+
+def test_a_capable_model_picks_tools_through_the_constrained_action(folder: Path) -> None:
+    rt = runtime(folder)
+    call_tool("start_study", {"data": "iris.csv", "target": "species", "models": ["knn"], "n_trials": 2,
+                              "cv_folds": 2, "study_name": "knn-study"}, rt)
+    answers = [json.dumps({"action": {"tool": "study_status", "arguments": {"study": "knn-study"}}}),
+               json.dumps({"action": {"tool": "explain", "arguments": {"study": "knn-study", "param": "n_neighbors"}}}),
+               "not json at all",  # invalid: the rules answer instead
+               json.dumps({"action": {"tool": "cannot"}})]
+    llm = ScriptedLLM(answers, free_proposals=True)
+    c = Conversation(all_tools(rt), llm, name="llm", cwd=folder)
+    c.state.study = "knn-study"
+    assert c.turn("how are we doing?").tool == "study_status"
+    why = c.turn("what drives the neighbours?")
+    assert why.tool == "explain" and why.result is not None and why.result["focus"] == "n_neighbors"
+    assert c.turn("what's best so far").tool == "study_status"  # the invalid answer fell back to the rules
+    assert "can't do that" in c.turn("order a pizza").text
+    schema = llm.requests[0][1]
+    assert schema is not None and "study_status" in json.dumps(schema) and "discriminator" in json.dumps(schema)
+
+
+def test_a_conversation_is_saved_and_resumed(folder: Path) -> None:
+    c = chat(folder, name="keep")
+    c.turn("tune a random forest on iris.csv, 2 trials, 2 folds")
+    lines = (c.path.read_text().splitlines() if c.path else [])
+    assert len(lines) == 2 and json.loads(lines[1])["state"]["question"] == "target"
+    again = Conversation.resume("keep", all_tools(runtime(folder)), cwd=folder)
+    assert again.state.question == "target" and len(again.history) == 2
+    assert again.turn("species").kind == "plan"  # the pending question survived
+    with pytest.raises(Exception, match="no saved conversation named 'gone'"):
+        Conversation.resume("gone", [], cwd=folder)
+
+
+def _read_until(fd: int, pattern: str, seen: list[str], timeout: float = 240.0) -> str:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", "".join(seen))
+        if re.search(pattern, text):
+            return text
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if ready:
+            try:
+                seen.append(os.read(fd, 65536).decode("utf-8", "replace"))
+            except OSError:
+                break
+    raise AssertionError(f"no {pattern!r} in: {''.join(seen)[-3000:]}")
+
+
+def test_hyperpilot_chat_in_a_pseudo_terminal(folder: Path, hyperpilot_home: Path) -> None:
+    env = {**os.environ, "HYPERPILOT_LLM": "none", "COLUMNS": "200", "OMP_NUM_THREADS": "1", "TERM": "xterm"}
+    main, child = pty.openpty()
+    cmd = [sys.executable, "-c", "from hyperpilot.cli import main; main()", "chat", "--no-sandbox", "--no-memory",
+           "--name", "pty"]
+    proc = subprocess.Popen(cmd, stdin=child, stdout=child, stderr=child, cwd=folder, env=env, close_fds=True)
+    os.close(child)
+    seen: list[str] = []
+    try:
+        _read_until(main, r"you>", seen)
+        for say, expect in [("tune a random forest on iris.csv, 2 trials, 2 folds", r"which column should be predicted"),
+                            ("species", r"Start it\?"), ("yes", r"Done\. Best: random_forest"),
+                            ("what's best so far", r"Best so far: trial \d"), ("quit", r"hyperpilot chat --resume pty")]:
+            mark = len("".join(seen))
+            os.write(main, (say + "\r").encode())
+            seen[:] = ["".join(seen)[mark:]]
+            _read_until(main, expect, seen)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(main)
+    assert (hyperpilot_home / "chats" / "pty.jsonl").is_file()
