@@ -186,8 +186,8 @@ class StudyLoop:
         """Whether `handle`'s trial came after the budget was filled (by another worker, in
         the instant between our look and our ask): then it is told FAIL as `surplus`, unrun.
         Trial numbers are given out in order by the storage, so the earlier ones win."""
-        if n_trials is None:
-            return False
+        if n_trials is None or handle.number < n_trials:
+            return False  # fewer than n_trials trials come before it: it cannot be over the budget
         trials = self.ctx.study.get_trials(deepcopy=False)
         earlier = count_finished([t for t in trials if t.number < handle.number])
         if earlier + len(self._running(trials, below=handle.number)) < n_trials:
