@@ -62,7 +62,7 @@ class Task(BaseModel):
     encoding: str | None = Field(None, description="text encoding of a CSV file (default UTF-8), e.g. latin-1")
     text_column: str | None = Field(None, description="the column of free text a text model reads (default: the "
                                     "only text column)")
-    base_model: str | None = Field(None, description="a local folder (or cached hub id) of the pretrained model a text "
+    base_model: str | None = Field(None, description="a local folder of the pretrained model a text "
                                    "model fine-tunes (default: the bundled all-MiniLM-L6-v2); never downloaded")
     drop: list[str] = Field(default_factory=list, description="columns no model may see (e.g. an ID, or a column only "
                             "known once the target is); row indices and ID columns are dropped without asking")

