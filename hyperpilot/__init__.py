@@ -6,8 +6,9 @@ does not load optuna, scikit-learn or pandas."""
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from hyperpilot.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -33,14 +34,4 @@ if TYPE_CHECKING:
     from hyperpilot.space import CategoricalParam, FloatParam, IntParam, SearchSpace
     from hyperpilot.task import Task
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _PUBLIC:
-        raise AttributeError(f"module 'hyperpilot' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_PUBLIC[name]), name)
-    globals()[name] = value  # the next access is a plain attribute
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_PUBLIC})
+__getattr__, __dir__ = lazy_exports(__name__, _PUBLIC)

@@ -11,17 +11,20 @@ Importing this package is cheap: the names above are imported on first use (so t
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from hyperpilot.lazy import lazy_exports
 
 # public name -> the module that defines it
-_PUBLIC = {
-    "Journal": "journal", "ImportReport": "packs", "export_jsonl": "packs", "import_jsonl": "packs",
-    "write_pack": "packs", "MemoryProposer": "proposer", "StudyEntry": "records", "TrialEntry": "records",
-    "rank_normalise": "records", "MIX": "retrieve", "K": "retrieve", "MemoryExample": "retrieve",
-    "format_examples": "retrieve", "in_context_examples": "retrieve", "query_for": "retrieve", "Mix": "similarity",
-    "map_config": "similarity", "Memory": "store", "MemoryBusy": "store", "Neighbour": "store", "Query": "store",
-}
+_PUBLIC = {name: f"hyperpilot.memory.{module}" for module, names in {
+    "journal": ["Journal"],
+    "packs": ["ImportReport", "export_jsonl", "import_jsonl", "write_pack"],
+    "proposer": ["MemoryProposer"],
+    "records": ["StudyEntry", "TrialEntry", "rank_normalise"],
+    "retrieve": ["MIX", "K", "MemoryExample", "format_examples", "in_context_examples", "query_for"],
+    "similarity": ["Mix", "map_config"],
+    "store": ["Memory", "MemoryBusy", "Neighbour", "Query"],
+}.items() for name in names}
 
 if TYPE_CHECKING:
     from hyperpilot.memory.journal import Journal
@@ -39,10 +42,4 @@ __all__ = [
     "map_config", "query_for", "rank_normalise", "write_pack",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _PUBLIC:
-        raise AttributeError(f"module 'hyperpilot.memory' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"hyperpilot.memory.{_PUBLIC[name]}"), name)
-    globals()[name] = value  # the next access is a plain attribute
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _PUBLIC)
