@@ -27,6 +27,17 @@ if ! command -v pg_ctl >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/pg_ctl 
     echo "note: PostgreSQL is not installed; the PostgreSQL storage test will be skipped (e.g. 'sudo apt-get install postgresql')" >&2
   fi
 fi
+# Chromium and ChromeDriver serve the web-chat test (tests/test_serve.py drives `hyperpilot serve` in a
+# headless browser through Selenium). Same rule: installed when missing and we are root on Debian/Ubuntu;
+# without them that test is skipped.
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    (export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null) \
+      || echo "warning: could not install chromium; the web-chat browser test will be skipped" >&2
+  else
+    echo "note: Chromium is not installed; the web-chat browser test will be skipped (e.g. 'sudo apt-get install chromium chromium-driver')" >&2
+  fi
+fi
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
