@@ -16,6 +16,7 @@ from evals.report import (
     convergence_plot,
     detail_markdown,
     leaderboards_markdown,
+    paired_markdown,
     reach_markdown,
     versus_markdown,
 )
@@ -95,6 +96,8 @@ def report(rows: list[dict[str, Any]], suite: str, folder: Path) -> str:
     methods = {r["method"] for r in rows}
     parts = [f"# Benchmark: {suite} (commit {commit()})", "", leaderboards_markdown(rows, suite), "",
              f"![convergence]({png.name})"]
+    if "tpe+default" in methods:  # the honest baseline: TPE with the card default first, as hyperpilot starts
+        parts += ["", paired_markdown(rows, "tpe+default")]
     for m in sorted(methods):
         if m.startswith("hyperpilot") and "tpe" in methods:
             parts += ["", f"**{m} against Optuna TPE**, mean normalised score on the problems both ran:", "",

@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from evals.scoring import BUDGETS, best_so_far_shares, normalised_scores, summarise  # noqa: E402
+from evals.scoring import BUDGETS, bayesmark_aggregate, best_so_far_shares, normalised_scores, paired, summarise  # noqa: E402
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
@@ -50,29 +50,35 @@ def leaderboard_markdown(rows: list[dict[str, Any]], title: str, only_methods: s
                 and (only_problems is None or problem in only_problems))
 
     scores = {k: v for k, v in normalised_scores(rows).items() if shown(k[0], k[1])}
+    headline = {k: v for k, v in bayesmark_aggregate(rows, problems=only_problems).items()
+                if only_methods is None or k[0] in only_methods}
     rows = [r for r in rows if shown(r["problem"], r["method"])]
     summary = summarise(scores)
-    budgets = [n for n in BUDGETS if any(k == n for _, k in summary)]
+    budgets = [n for n in BUDGETS if any(k == n for _, k in headline)]
     if not budgets:
         return f"**{title}**: nothing to score yet (scores need random-search runs of the same problems)"
-    methods = sorted({m for m, _ in summary}, key=lambda m: summary.get((m, budgets[-1]), (9, 0, 0))[0])
+    methods = sorted({m for m, _ in headline}, key=lambda m: headline.get((m, budgets[-1]), (9, 0, 0))[0])
     seeds = defaultdict(set)
     overhead, per_trial = defaultdict(list), defaultdict(list)
     for r in rows:
         seeds[r["method"]].add(r["seed"])
         overhead[r["method"]].append(r["overhead_per_suggestion"])
         per_trial[r["method"]].append(r["wall_seconds"] / max(1, len(r["losses"])))
-    lines = [f"**{title}** — normalised mean score (lower is better; random ≈ 1, best seen 0) ± 95 % CI over problems, "
-             "leaderboard score 100 × (1 − normalised) at the largest budget, wall seconds per trial and the "
-             "method's own seconds per suggestion (wall time minus the objective).", "",
+    lines = [f"**{title}** — Bayesmark's normalised mean score (its summary NORMED_MEAN: the grand mean over "
+             "problems of (best-so-far clipped at the median random loss − best seen) / (that median − best seen), "
+             "divided by random search's grand mean; lower is better, random = 1, best seen 0), in brackets the "
+             "mean over problems of each problem's own normalised score ± 95 % CI over problems; leaderboard "
+             "score 100 × (1 − Bayesmark's) at the largest budget, wall seconds per trial and the method's own "
+             "seconds per suggestion (wall time minus the objective).", "",
              "| method | seeds | " + " | ".join(f"n={n}" for n in budgets) + " | leaderboard | s/trial | s/suggestion |",
              "|---|---|" + "---|" * len(budgets) + "---|---|---|"]
     for m in methods:
         cells = []
         for n in budgets:
-            mean, half, k = summary.get((m, n), (math.nan, math.nan, 0))
-            cells.append(f"{mean:.3f} ± {half:.3f}" if k else "–")
-        lead = summary.get((m, budgets[-1]), (math.nan, 0, 0))[0] if budgets else math.nan
+            normed, _, k = headline.get((m, n), (math.nan, math.nan, 0))
+            mean, half, _ = summary.get((m, n), (math.nan, math.nan, 0))
+            cells.append(f"**{normed:.3f}** ({mean:.3f} ± {half:.3f})" if k else "–")
+        lead = headline.get((m, budgets[-1]), (math.nan, 0, 0))[0]
         lines.append(f"| {m} | {len(seeds[m])} | " + " | ".join(cells) +
                      f" | {100 * (1 - lead):.1f} | {np.mean(per_trial[m]):.2f} | {np.mean(overhead[m]):.3f} |")
     total: dict[str, float] = defaultdict(float)
@@ -83,19 +89,37 @@ def leaderboard_markdown(rows: list[dict[str, Any]], title: str, only_methods: s
 
 
 def versus_markdown(rows: list[dict[str, Any]], a: str, b: str) -> str:
-    """Per budget, on the problems both ran: a's mean normalised score against b's, and on
-    how many problems a is better / equal / worse (mean over seeds, ties within 0.01)."""
+    """Per budget, on the problems both ran: a's mean normalised score against b's, on how
+    many problems a is better / equal / worse and the sign test's p (`scoring.paired`)."""
     scores = normalised_scores(rows)
-    lines = [f"| n | {a} | {b} | problems {a} better / equal / worse |", "|---|---|---|---|"]
+    lines = [f"| n | {a} | {b} | problems {a} better / equal / worse | sign test p |", "|---|---|---|---|---|"]
     for n in BUDGETS:
         problems = sorted({p for p, m, k in scores if m == a and k == n} & {p for p, m, k in scores if m == b and k == n})
         if not problems:
             continue
         sa = [float(np.mean(scores[(p, a, n)])) for p in problems]
         sb = [float(np.mean(scores[(p, b, n)])) for p in problems]
-        w = sum(x < y - 0.01 for x, y in zip(sa, sb, strict=True))
-        lo = sum(x > y + 0.01 for x, y in zip(sa, sb, strict=True))
-        lines.append(f"| {n} | {np.mean(sa):.3f} | {np.mean(sb):.3f} | {w} / {len(problems) - w - lo} / {lo} |")
+        w, t, lo, pvalue = paired(rows, a, b, n)
+        lines.append(f"| {n} | {np.mean(sa):.3f} | {np.mean(sb):.3f} | {w} / {t} / {lo} | {pvalue:.3g} |")
+    return "\n".join(lines)
+
+
+def paired_markdown(rows: list[dict[str, Any]], reference: str) -> str:
+    """Every method against `reference`, problem by problem (`scoring.paired`): wins / ties /
+    losses at each budget and the two-sided sign test's p (ties dropped)."""
+    methods = sorted({r["method"] for r in rows} - {reference})
+    budgets = [n for n in BUDGETS if any(len(r["losses"]) >= n for r in rows if r["method"] == reference)]
+    lines = [f"**Paired against {reference}**: per problem, the mean over seeds of the best-so-far loss (clipped "
+             f"at the median random loss) at n trials; wins / ties / losses of each method against {reference} and "
+             "the two-sided sign test's p (ties dropped; bold where p < 0.05).", "",
+             "| method | " + " | ".join(f"n={n}" for n in budgets) + " |", "|---|" + "---|" * len(budgets)]
+    for m in methods:
+        cells = []
+        for n in budgets:
+            w, t, lo, p = paired(rows, m, reference, n)
+            text = f"{w} / {t} / {lo}, p {p:.2g}" if w + t + lo else "–"
+            cells.append(f"**{text}**" if p < 0.05 else text)
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

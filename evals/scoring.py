@@ -1,10 +1,23 @@
-"""Bayesmark's scoring.
+"""Bayesmark's scoring (uber/bayesmark, docs/scoring.rst "How scoring works"; the facts are
+in ../shared/BAYESMARK.md).
 
 For problem p and budget n: S = the cumulative minimum loss after n trials; opt_p = the
-best loss any method saw on p; clip_p = the median loss of random search on p; the random
-baseline = the expected minimum of n random draws (from all random-search evaluations on
-p, by order statistics), clipped at clip_p. Normalised score = (min(S, clip_p) − opt_p) /
-(baseline − opt_p): random ≈ 1, the optimum 0. Leaderboard = 100 × (1 − mean normalised)."""
+best loss any method saw on p; clip_p = the median loss of random search on p (Bayesmark's
+"median score after a single function evaluation"); S' = min(S, clip_p).
+
+The headline, `bayesmark_aggregate` (Bayesmark's summary[NORMED_MEAN]): per problem
+norm-mean-perf = (mean over seeds of S' − opt_p) / (clip_p − opt_p); their mean over
+problems (the grand mean) divided by the same grand mean of random search, whose S' is
+the expected minimum of n draws from all random-search evaluations on p (clipped draws,
+by order statistics). A ratio of grand means: random = 1 at every n, the optimum 0, and a
+problem where random search gets close to opt cannot blow the score up.
+
+Beside it, `normalised_scores` + `summarise` (what this harness reported first): each
+problem divided by its own (random baseline − opt_p), then averaged over problems, which
+explodes where the baseline is near opt. Leaderboard = 100 × (1 − normalised).
+
+`paired` compares two methods problem by problem (mean over seeds of S' at n) and gives
+wins / ties / losses with a two-sided sign test (ties dropped)."""
 
 from __future__ import annotations
 
@@ -95,3 +108,58 @@ def best_so_far_shares(rows: list[dict[str, Any]], budgets: tuple[int, ...] = BU
                     out[(problem, method, n)] = float(np.mean(best) - opt) / scale if scale > 1e-12 else 0.0
     return out
 
+
+
+def bayesmark_aggregate(rows: list[dict[str, Any]], budgets: tuple[int, ...] = BUDGETS,
+                        problems: set[str] | None = None) -> dict[tuple[str, int], tuple[float, float, int]]:
+    """{(method, n): (normalised mean, grand mean, problems)}: Bayesmark's summary[NORMED_MEAN],
+    the grand mean over problems of (mean S' − opt) / (clip − opt) divided by random search's
+    grand mean on the same problems (see the module docstring), over the problems the method
+    ran (of `problems`, default all; opt and clip come from all rows). Problems without
+    random runs are left out."""
+    shares = best_so_far_shares(rows, budgets)
+    baseline = random_shares(rows, budgets)
+    per: dict[tuple[str, int], list[str]] = defaultdict(list)
+    for problem, method, n in shares:
+        if (problem, n) in baseline and (problems is None or problem in problems):
+            per[(method, n)].append(problem)
+    out = {}
+    for (method, n), problems in per.items():
+        grand = float(np.mean([shares[(p, method, n)] for p in problems]))
+        rand = float(np.mean([baseline[(p, n)] for p in problems]))
+        out[(method, n)] = (grand / rand if rand > 1e-12 else math.nan, grand, len(problems))
+    return out
+
+
+def random_shares(rows: list[dict[str, Any]], budgets: tuple[int, ...] = BUDGETS) -> dict[tuple[str, int], float]:
+    """{(problem, n): (E[S'] − opt) / (clip − opt)} of random search, from all its evaluations
+    on the problem pooled (the expected minimum of n clipped draws)."""
+    by_problem: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        by_problem[r["problem"]].append(r)
+    out = {}
+    for problem, runs in by_problem.items():
+        pool = np.array([x for r in runs if r["method"] == "random" for x in r["losses"]], dtype=float)
+        pool = pool[np.isfinite(pool)]
+        if not len(pool):
+            continue
+        clip, opt = float(np.median(pool)), min(min(r["losses"]) for r in runs)
+        for n in budgets:
+            scale = clip - opt
+            out[(problem, n)] = (expected_min(np.minimum(pool, clip), n) - opt) / scale if scale > 1e-12 else 0.0
+    return out
+
+
+def paired(rows: list[dict[str, Any]], a: str, b: str, n: int) -> tuple[int, int, int, float]:
+    """(wins, ties, losses, p) of method a against b at budget n: per problem both ran, the
+    mean over seeds of S' (`best_so_far_shares`); a wins where its mean is lower, a tie is
+    an equal mean (within 1e-9 on the 0..1 scale). p = the two-sided sign test
+    (`scipy.stats.binomtest`, ties dropped); nan without a win or a loss."""
+    from scipy.stats import binomtest
+
+    shares = best_so_far_shares(rows, (n,))
+    problems = {p for p, m, _ in shares if m == a} & {p for p, m, _ in shares if m == b}
+    diffs = [shares[(p, a, n)] - shares[(p, b, n)] for p in problems]
+    wins, losses = sum(d < -1e-9 for d in diffs), sum(d > 1e-9 for d in diffs)
+    p = binomtest(wins, wins + losses, 0.5).pvalue if wins + losses else math.nan
+    return wins, len(diffs) - wins - losses, losses, float(p)

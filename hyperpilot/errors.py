@@ -38,3 +38,7 @@ class LLMError(HyperpilotError):
 
 class MemoryStoreError(HyperpilotError):
     """A trial memory that cannot be opened, read or written (corrupt, locked, missing parts)."""
+
+
+class ClusterError(HyperpilotError):
+    """A compute cluster (Ray) that cannot be reached or started (see `hyperpilot.sandbox.ray_executor`)."""

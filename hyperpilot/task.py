@@ -176,6 +176,14 @@ class Task(BaseModel):
             task = task.model_copy(update={"study_name": task.default_study_name()})
         return task
 
+    def with_code(self) -> Task:
+        """A copy that also tunes `custom_code`, whose programs the LLM writes (`solve --code`,
+        "write your own model" in a chat), next to the models asked for (none: the default)."""
+        if "custom_code" in self.models:
+            return self
+        models = self.models or list(DEFAULT_MODELS[self.task_type or "binary"])  # the same default for every type
+        return self.model_copy(update={"models": [*models, "custom_code"]})
+
     def describe(self) -> str:
         """The task in one line, as the CLI restates a request before the run, e.g.
         `multiclass classification of 'species' in iris.csv · metric accuracy (maximise) ·

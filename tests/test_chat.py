@@ -233,3 +233,44 @@ def test_hyperpilot_chat_in_a_pseudo_terminal(folder: Path, hyperpilot_home: Pat
             proc.kill()
         os.close(main)
     assert (hyperpilot_home / "chats" / "pty.jsonl").is_file()
+
+
+PROGRAM = """from sklearn.linear_model import LogisticRegression
+
+
+def build(config):
+    return LogisticRegression(C=1.0 / config["alpha"], max_iter=300)
+"""
+
+
+@pytest.mark.parametrize(("text", "code"), [
+    ("write your own model for this", True), ("Can you code your own model?", True), ("try writing your own program", True),
+    ("write a custom model", True), ("let the LLM write code for it", True), ("build an own model", True),
+    ("tune my own model on iris.csv", False), ("what's best so far", False), ("use a custom metric", False),
+])
+def test_write_your_own_model_and_paraphrases(text: str, code: bool) -> None:
+    from hyperpilot.agent.chat import CODE_ASK
+
+    assert bool(CODE_ASK.search(text)) is code
+
+
+def test_write_your_own_model_turns_code_on_and_the_reply_counts_the_programs(folder: Path) -> None:
+    """The studies' LLM (the runtime's) writes the program; the chat's own reading stays rules-only."""
+    def write(messages: list[dict[str, str]], schema: dict[str, Any] | None) -> str:
+        return "no JSON" if schema is not None else "```python\n" + PROGRAM + "```"
+
+    c = Conversation(all_tools(runtime(folder, llm=ScriptedLLM([write] * 40))), None, name="code", cwd=folder)
+    assert c.turn("tune knn on iris.csv to predict species, 3 trials, 2 folds").kind == "plan"
+    plan = c.turn("write your own model for this")
+    assert plan.kind == "plan" and "models knn, custom_code" in plan.text and "3 trials" in plan.text
+    done = c.turn("yes")
+    assert done.kind == "result" and done.result is not None, done.text
+    from hyperpilot import studies
+    from hyperpilot.report import program_summary
+
+    counts = program_summary(studies.load_study(done.result["study"]))
+    assert counts is not None and (counts["ran"], counts["completed"], counts["failed"], counts["repaired"]) == (1, 1, 0, 0)
+    assert "Programs by scripted:scripted: 1 ran (1 completed, 0 failed), 0 repaired; writer calls 1, answers rejected by the checks 0." in done.text
+    assert f"Best program: trial {counts['best']['trial']}" in done.text
+    again = c.turn("write your own model")  # after a study: its task again, with code on, as a new plan
+    assert again.kind == "plan" and "custom_code" in again.text and "'species' in iris.csv" in again.text

@@ -94,7 +94,8 @@ def test_every_solve_option_is_applied_and_wins_over_the_request(
     assert assistant.workers == 2 and isinstance(assistant.executor, SandboxExecutor)
     assert assistant.executor.trial_timeout == 30 and assistant.executor.limits.memory_mb == 3000
     assert assistant.run_settings() == {"llm": "scripted", "llm_rate": 0.3, "sampler": None, "memory": False,
-                                        "workers": 2, "no_sandbox": False, "trial_timeout": 30.0, "trial_memory": 3000}
+                                        "workers": 2, "no_sandbox": False, "trial_timeout": 30.0, "trial_memory": 3000,
+                                        "ray": None}
 
 
 def test_no_sandbox_and_the_request_alone(table_csv: Path, captured: list[tuple[Assistant, Task]]) -> None:

@@ -12,7 +12,7 @@ import pytest
 from evals.methods import all_methods
 from evals.problems import BayesmarkProblem, get_problems
 from evals.runner import load_rows, run_cells
-from evals.scoring import expected_min, normalised_scores
+from evals.scoring import bayesmark_aggregate, expected_min, normalised_scores, paired
 
 
 def test_expected_min_matches_brute_force() -> None:
@@ -29,6 +29,43 @@ def test_random_scores_near_one_and_optimum_zero() -> None:
     scores = normalised_scores(rows, budgets=(5, 30))
     assert np.mean(scores[("p", "random", 5)]) == pytest.approx(1.0, abs=0.1)
     assert scores[("p", "oracle", 30)] == [0.0]
+
+
+def test_bayesmark_aggregate_is_a_ratio_of_grand_means() -> None:
+    """By hand at n = 1 (the expected minimum of one draw is the mean of the clipped pool).
+    p1: random [1, 3, 5] -> clip 3, clipped pool [1, 3, 3], E = 7/3; a finds 0 = opt;
+    scale 3: a 0, random 7/9. p2: random [2, 4, 6] -> clip 4, E = 10/3, opt 2 (random's);
+    a's 5 clips to 4; scale 2: a 1, random 2/3. Grand means 1/2 and 13/18: 9/13."""
+    rows = [{"problem": "p1", "method": "random", "seed": 0, "losses": [1.0, 3.0, 5.0]},
+            {"problem": "p1", "method": "a", "seed": 0, "losses": [0.0]},
+            {"problem": "p2", "method": "random", "seed": 0, "losses": [2.0, 4.0, 6.0]},
+            {"problem": "p2", "method": "a", "seed": 0, "losses": [5.0]}]
+    normed, grand, k = bayesmark_aggregate(rows, budgets=(1,))[("a", 1)]
+    assert (normed, grand, k) == (pytest.approx(9 / 13), pytest.approx(0.5), 2)
+    # random search is 1 at every budget, the optimum 0
+    rng = np.random.default_rng(0)
+    rows = [{"problem": p, "method": "random", "seed": s, "losses": list(rng.uniform(0, 1, 30))}
+            for p in ("p1", "p2") for s in range(200)]
+    rows += [{"problem": p, "method": "oracle", "seed": 0, "losses": [-1.0] * 30} for p in ("p1", "p2")]
+    scores = bayesmark_aggregate(rows, budgets=(5, 30))
+    assert scores[("random", 5)][0] == pytest.approx(1.0, abs=0.05) and scores[("random", 30)][0] == pytest.approx(1.0, abs=0.1)
+    assert scores[("oracle", 30)][:2] == (0.0, 0.0)
+
+
+def test_paired_sign_test_by_hand() -> None:
+    """Five problems a wins, one tie (both clipped at the median random loss), none lost:
+    two-sided sign test p = 2 / 2**5 with the tie dropped."""
+    rows = []
+    for i in range(6):
+        rows.append({"problem": f"p{i}", "method": "random", "seed": 0, "losses": [1.0, 2.0, 3.0]})  # clip 2
+        a, b = ([0.5], [1.0]) if i < 5 else ([5.0], [9.0])
+        for seed in (0, 1):
+            rows += [{"problem": f"p{i}", "method": "a", "seed": seed, "losses": a},
+                     {"problem": f"p{i}", "method": "b", "seed": seed, "losses": b}]
+    assert paired(rows, "a", "b", 1) == (5, 1, 0, pytest.approx(0.0625))
+    assert paired(rows, "b", "a", 1) == (0, 1, 5, pytest.approx(0.0625))
+    wins, ties, losses, p = paired(rows, "a", "a", 1)
+    assert (wins, ties, losses) == (0, 6, 0) and math.isnan(p)
 
 
 def test_problem_objective_is_the_assistants_objective() -> None:
@@ -160,3 +197,23 @@ def test_report_has_subset_tables_and_goal_lines(tmp_path: Path) -> None:
     assert "hyperpilot-memory against Optuna TPE" in text
     # memory's first trial is the best seen on every problem: it reaches TPE's level at 32
     assert "hyperpilot-memory reached tpe's level on 3 of 3 problems" in text
+
+
+def test_tpe_plus_default_is_hyperpilot_bo_at_the_benchmark_budget() -> None:
+    """The honest baseline: plain Optuna TPE with the card default enqueued first proposes
+    hyperpilot-bo's configs trial for trial at 30 trials. hyperpilot seeds its sampler with
+    seed * 100_003 (so only seed 0 is the very same run) and starts with budget // 3 random
+    trials (10 at 30 = TPE's default); its multivariate TPE equals plain TPE in Optuna 5 on
+    these spaces."""
+    from evals.spaces import bench_card
+
+    problem = get_problems("fast", ["bm-iris-knn-accuracy"])[0]
+    methods = all_methods()
+    ours = methods["tpe+default"].run(problem, 30, seed=100_003)
+    assert ours.configs[0] == bench_card("knn").default_config()
+    assert ours.configs == methods["hyperpilot-bo"].run(problem, 30, seed=1).configs
+    rand = methods["random+default"].run(problem, 4, seed=1)
+    assert rand.configs[0] == ours.configs[0] and rand.losses[0] == ours.losses[0]
+    assert len({str(c) for c in rand.configs}) == 4
+    table = get_problems("hpobench", ["hpobench-car"])[0]
+    assert not methods["tpe+default"].supports(table) and methods["tpe"].supports(table)  # a table has no card default

@@ -12,8 +12,9 @@ import pytest
 pytest.importorskip("llama_cpp")
 
 from hyperpilot import Assistant, Task, studies  # noqa: E402
-from hyperpilot.agent.llm import EmbeddedLLM, LLMError, LLMTimeout, smollm2_path  # noqa: E402
+from hyperpilot.agent.llm import Choice, EmbeddedLLM, LLMError, LLMTimeout, smollm2_path  # noqa: E402
 from hyperpilot.agent.policy import LLMProposer  # noqa: E402
+from hyperpilot.prompts import render  # noqa: E402
 from hyperpilot.report import accounting  # noqa: E402
 
 try:
@@ -46,6 +47,33 @@ def test_generation_stops_at_the_deadline(llm: EmbeddedLLM) -> None:
         llm.chat([{"role": "user", "content": "Write a long story about a dragon."}], max_tokens=2000, timeout=0.3)
 
 
+def _question(best: str) -> list[dict[str, str]]:
+    return render("next_candidates", metric="accuracy", direction="maximize", n_done=6, models=1,
+                  history=[f"{best} | n_neighbors=9 p=2", "0.91 | n_neighbors=1 p=1"],
+                  candidates=["A: n_neighbors=3 p=2", "B: n_neighbors=11 p=2", "C: n_neighbors=25 p=1"])
+
+
+def test_choose_scores_the_letters_in_one_pass_and_is_a_pure_function_of_the_prompt(llm: EmbeddedLLM) -> None:
+    first = llm.choose(_question("0.95"), 3)
+    assert 0 <= first.index < 3 and len(first.scores) == 3 and all(s < 0 for s in first.scores)
+    assert first.index == max(range(3), key=lambda i: first.scores[i])
+    other = llm.choose(_question("0.97"), 3)  # same instructions (cached), another question
+    assert other.scores != first.scores
+    llm.chat([{"role": "user", "content": "Say hello."}], max_tokens=4)  # generation in between rewrites the cache
+    again = llm.choose(_question("0.95"), 3)
+    fresh = EmbeddedLLM(seed=5).choose(_question("0.95"), 3)  # another instance, another seed, cold cache
+    assert again == Choice(first.index, first.scores, first.prompt_tokens, again.seconds)
+    assert (fresh.index, fresh.scores) == (first.index, first.scores)  # bit for bit
+    assert 0 < first.prompt_tokens < 150  # only the question is evaluated on top of the cached instructions
+
+
+def test_choose_refuses_a_prompt_over_the_token_cap_before_evaluating_it() -> None:
+    with pytest.raises(LLMError, match="max_choice_tokens=20"):
+        EmbeddedLLM(max_choice_tokens=20).choose(_question("0.95"), 3)
+    with pytest.raises(LLMError, match="2 to 26 options"):
+        EmbeddedLLM().choose(_question("0.95"), 1)
+
+
 def test_short_solve_with_the_real_embedded_model(llm: EmbeddedLLM) -> None:
     assistant = Assistant(llm=llm, llm_rate=0.5)
     result = assistant.solve(Task(data="sklearn:iris", models=["knn"], n_trials=5, cv_folds=2, seed=1))
@@ -54,7 +82,7 @@ def test_short_solve_with_the_real_embedded_model(llm: EmbeddedLLM) -> None:
     assert info is not None and info["backend"] == "embedded" and info["model"] == "SmolLM2-135M-Instruct"
     stats = info["stats"]
     assert stats["calls"] >= 2 and stats["prompt_tokens"] > 0 and stats["seconds"] > 0
-    assert stats["valid"] >= 1  # grammar-constrained: the enum answers parse and fit the space
+    assert stats["valid"] >= 1 and stats["decisions"].get("pick", 0) >= 1  # a letter, scored: always valid
     assert "llm" in set(result.trials.source) and info["used"] >= 1
     assert [p for p in assistant.proposers if isinstance(p, LLMProposer)]
     assert "## LLM planner" in result.report_path.read_text()

@@ -18,10 +18,10 @@ pytest.importorskip("llama_cpp")
 pytest.importorskip("uvicorn", reason="the llama-cpp-python[server] extra is not installed")
 pytest.importorskip("sse_starlette", reason="the llama-cpp-python[server] extra is not installed")
 
+from hyperpilot import Assistant, Task, studies  # noqa: E402
 from hyperpilot.agent.llm import ChatModelLLM, OpenAICompatLLM, smollm2_path  # noqa: E402
 from hyperpilot.agent.planner import Planner, Proposal  # noqa: E402
-from hyperpilot.cards import get_model_card  # noqa: E402
-from hyperpilot.core.space import StudySpace  # noqa: E402
+from hyperpilot.report import accounting  # noqa: E402
 
 SCHEMA = {"type": "object", "properties": {"choice": {"enum": [0, 1, 2]}, "reason": {"type": "string", "maxLength": 60}},
           "required": ["choice", "reason"]}
@@ -71,14 +71,22 @@ def test_openai_client_falls_back_from_json_schema_to_a_working_mode(server: str
     assert llm.mode == "json_object"  # llama.cpp's server answers json_schema with HTTP 500
 
 
-def test_planner_decision_through_the_server(server: str) -> None:
+def test_planner_pick_through_the_server(server: str) -> None:
     llm = OpenAICompatLLM("smollm2", base_url=server, free_proposals=False)
-    space = StudySpace([get_model_card("knn")])
     candidates = [Proposal("knn", {"n_neighbors": k, "p": 2}, origin="bo") for k in (3, 9, 15)]
-    variables = {"metric": "accuracy", "direction": "maximize", "space": ["n_neighbors: int in [1, 25]"],
-                 "history": ["0.95 | knn n_neighbors=5 p=2"], "n_done": 1, "examples": []}
-    proposal = Planner(llm, timeout=60).next_candidate(space, variables, candidates, tried=set())
-    assert proposal in [Proposal(c.model, c.config, proposal.rationale, c.origin) for c in candidates]
+    variables = {"metric": "accuracy", "direction": "maximize", "history": ["0.95 | n_neighbors=5 p=2"], "n_done": 1}
+    assert Planner(llm, timeout=60).pick(variables, candidates) in candidates
+
+
+def test_a_short_solve_through_the_endpoint_path(server: str) -> None:
+    """`--llm http://127.0.0.1:PORT/v1#MODEL`: the spec a user gives, resolved as the CLI does
+    (an endpoint proposes freely: the card default, a 2-config initial design, then a pick)."""
+    result = Assistant(llm=f"{server}#smollm2", llm_rate=1.0, memory=False).solve(
+        Task(data="sklearn:iris", models=["knn"], n_trials=4, cv_folds=2, seed=0))
+    info = accounting(studies.load_study(result.study_name))
+    assert result.n_trials == 4 and info is not None and info["backend"] == "openai"
+    assert info["stats"]["decisions"].get("pick", 0) >= 1 and info["stats"]["valid"] >= 1 and info["used"] >= 1
+    assert "llm" in set(result.trials.source)
 
 
 def test_langchain_chat_model_with_a_forced_tool_call(server: str) -> None:

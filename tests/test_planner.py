@@ -32,8 +32,7 @@ SVM = ModelCard.model_validate({**get_model_card("svm").model_dump(exclude={"spa
 SPACE = StudySpace([SVM])
 VARS = {"task": Task(data="sklearn:iris"), "metric": "accuracy", "direction": "maximize",
         "dataset_card": "Dataset: iris", "examples": [], "planned": ["svm C=10 gamma=0.001 tol=0.001"]}
-NEXT_VARS = {"metric": "accuracy", "direction": "maximize", "space": ["C: float in [1, 1000] log"],
-             "history": ["0.95 | svm C=10"], "n_done": 1, "examples": []}
+NEXT_VARS = {"metric": "accuracy", "direction": "maximize", "history": ["0.95 | C=10"], "n_done": 1, "models": 1}
 
 
 def svm(C: Any = 63.1, gamma: Any = 0.000251, tol: Any = 0.000398, reason: str = "because") -> dict[str, Any]:
@@ -115,35 +114,32 @@ CANDIDATES = [Proposal("svm", {"C": 2.0, "gamma": 1e-4, "tol": 1e-3}, origin="bo
               Proposal("svm", {"C": 500.0, "gamma": 5e-4, "tol": 1e-3}, origin="memory")]
 
 
-def test_small_model_picks_a_candidate_by_index() -> None:
-    llm = ScriptedLLM([json.dumps({"choice": 7, "reason": "x"}), json.dumps({"choice": 1, "reason": "larger C"})])
-    proposal = Planner(llm).next_candidate(SPACE, NEXT_VARS, CANDIDATES, tried=set())
-    assert proposal.config["C"] == 500.0 and proposal.origin == "memory" and proposal.rationale == "larger C"
-    assert llm.requests[0][1]["properties"]["choice"]["enum"] == [0, 1]
-    assert "1: svm C=500" in llm.requests[0][0][-1]["content"]
+def test_pick_is_one_letter_naming_a_candidate_and_no_free_text() -> None:
+    llm = ScriptedLLM([json.dumps({"choice": "B"})])
+    proposal = Planner(llm).pick(NEXT_VARS, CANDIDATES)
+    assert proposal.config["C"] == 500.0 and proposal.origin == "memory" and proposal.rationale == ""
+    messages, schema = llm.requests[0]
+    assert schema == {"type": "object", "properties": {"choice": {"enum": ["A", "B"]}}, "required": ["choice"]}
+    assert "A: C=2 gamma=0.0001" in messages[-1]["content"] and "B: C=500" in messages[-1]["content"]
+
+
+@pytest.mark.parametrize("answer", ['{"choice": "C"}', "B", '{"choice": 1}'])
+def test_an_answer_that_is_not_a_letter_is_invalid_and_not_retried(answer: str) -> None:
+    llm = ScriptedLLM([answer, json.dumps({"choice": "A"})])
+    planner = Planner(llm)
+    with pytest.raises(AnswerError, match="not one of the letters AB"):
+        planner.pick(NEXT_VARS, CANDIDATES)
+    assert planner.stats.invalid == 1 and len(llm.requests) == 1
 
 
 def test_picking_needs_two_candidates() -> None:
     with pytest.raises(AnswerError, match="fewer than two"):
-        Planner(ScriptedLLM()).next_candidate(SPACE, NEXT_VARS, CANDIDATES[:1], tried=set())
+        Planner(ScriptedLLM()).pick(NEXT_VARS, CANDIDATES[:1])
 
 
-def test_capable_model_proposes_freely_and_duplicates_are_refused() -> None:
-    tried = {config_key("svm", CANDIDATES[0].config)}
-    first = {"config": {"model": "svm", "C": 2.0, "gamma": 1e-4, "tol": 1e-3}, "reason": "again"}
-    second = {"config": {"model": "svm", "C": 20.0, "gamma": 1e-4, "tol": 1e-3}, "reason": "new"}
-    llm = ScriptedLLM([json.dumps(first), json.dumps(second)], free_proposals=True)
-    proposal = Planner(llm).next_candidate(SPACE, NEXT_VARS, [], tried=tried)
-    assert proposal.config["C"] == 20.0 and proposal.origin == "llm"
-    assert "already tried" in llm.requests[1][0][-1]["content"]
-
-
-# -- summarise --------------------------------------------------------------------------
-def test_summarise_returns_plain_text_and_retries_an_empty_one() -> None:
-    llm = ScriptedLLM(["", "C mattered most; the best region is C between 30 and 200."])
-    text = Planner(llm).summarise({"models": "svm", "metric": "accuracy", "direction": "maximize", "n_trials": 9,
-                                   "best": "0.97 with svm C=31.6", "importances": [("C", 0.8)], "region": []})
-    assert text.startswith("C mattered most") and llm.requests[0][1] is None
+def test_a_capable_model_picks_among_the_candidates_too() -> None:
+    llm = ScriptedLLM([json.dumps({"choice": "A"})], free_proposals=True)
+    assert Planner(llm).pick(NEXT_VARS, CANDIDATES).config == CANDIDATES[0].config
 
 
 def test_config_schema_reserves_planner_field_names() -> None:
@@ -187,9 +183,11 @@ def test_hybrid_policy_in_a_real_solve() -> None:
     assert list(result.trials.source) == ["default", "llm", "llm", "bo", "llm", "bo", "llm", "bo"]
     llm_trial = next(t for t in study.trials if t.user_attrs.get("source") == "llm")
     assert llm_trial.user_attrs["rationale"] and llm_trial.user_attrs["llm_origin"] == "llm"
+    picks = [t for t in study.trials[3:] if t.user_attrs.get("source") == "llm"]
+    assert picks and all(t.user_attrs["llm_origin"] == "bo" and "rationale" not in t.user_attrs for t in picks)
     info = accounting(study)
     assert info is not None and info["backend"] == "scripted" and info["used"] == 4 and info["proposed"] == 4
-    assert info["stats"]["calls"] >= 4 and "summary" in info and set(info["ranks"]) == {"default", "llm", "bo"}
+    assert info["stats"]["calls"] == 3 and "summary" not in info  # 1 initial design + 2 picks, no summary call and set(info["ranks"]) == {"default", "llm", "bo"}
     assert info["facts"].startswith("importance: ") and "n_neighbors" in info["facts"]
     assert "## LLM planner" in result.report_path.read_text()
     assert json.loads((result.report_path.parent / "report.json").read_text())["llm"]["used"] == 4
@@ -204,7 +202,7 @@ def test_llm_replaces_bo_at_the_rate_evenly() -> None:
     assert sources[:3] == ["default", "llm", "llm"]  # card default, then the initial design (k=2)
     assert sources[3:] == ["bo", "llm"] * 4 + ["bo"]
     picked = [t.user_attrs["llm_origin"] for t in study.trials[3:] if t.user_attrs.get("source") == "llm"]
-    assert set(picked) <= {"bo", "random"}
+    assert set(picked) == {"bo"}  # only BO's own candidates
     assert study.user_attrs["llm"]["used"] == 6
 
 
@@ -249,20 +247,22 @@ def test_unavailable_backend_cools_down_instead_of_being_called_every_step() -> 
     assert len(llm.requests) < 6  # 1 initial design + a few after growing cool-downs, not 13
 
 
-def test_memory_examples_are_offered_as_candidates_and_in_prompts() -> None:
+def test_memory_examples_go_to_the_initial_design_and_picks_stay_among_bo_candidates() -> None:
     example = Example(task="iris, accuracy", model="knn", config={"n_neighbors": 13, "weights": "uniform", "p": 1}, score=0.97)
-
-    def pick_memory(messages: list[dict[str, str]], schema: Any) -> str:
-        lines = [ln for ln in messages[-1]["content"].splitlines() if ln[:1].isdigit() and ": knn" in ln]
-        index = next(i for i, ln in enumerate(lines) if 'n_neighbors=13 weights="uniform" p=1' in ln)
-        return json.dumps({"choice": index, "reason": "worked before"})
-
     design = json.dumps({"configs": [{"model": "knn", "n_neighbors": 10, "weights": "uniform", "p": 2, "reason": "small k"}]})
-    llm = ScriptedLLM([design, pick_memory])
-    study = _drive(llm, n=4, rate=1.0, n_initial=1, summarise=False, examples=lambda ctx: [example])
+    llm = ScriptedLLM([design])
+    study = _drive(llm, n=5, rate=1.0, n_initial=1, summarise=False, examples=lambda ctx: [example])
     assert "Best configurations of similar past studies" in llm.requests[0][0][-1]["content"]
-    memory = [t for t in study.trials if t.user_attrs.get("llm_origin") == "memory"]
-    assert memory and memory[0].params["knn.n_neighbors"] == 13
+    assert "n_neighbors=13" not in llm.requests[1][0][-1]["content"]
+    assert [t.user_attrs.get("llm_origin") for t in study.trials[2:]] == ["bo"] * 3
+
+
+def test_the_candidates_are_bo_proposals_that_depend_only_on_the_seed_and_the_study() -> None:
+    def choices(study: optuna.Study) -> list[dict[str, Any]]:
+        return [t.params for t in study.trials]
+
+    first, second = _drive(ScriptedLLM(), n=8, rate=0.5), _drive(ScriptedLLM(), n=8, rate=0.5)
+    assert choices(first) == choices(second)
 
 
 def test_source_ranks_and_rows() -> None:

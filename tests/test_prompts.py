@@ -17,15 +17,13 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "initial_design": {"task": Task(data="sklearn:wine"), "metric": "accuracy", "direction": "maximize",
                        "dataset_card": "Dataset: wine", "model_cards": ["Model: SVM"], "planned": ["svm C=10"],
                        "k": 2, "offered": True, "allowed": ["C: 1, 10, 100"]},
-    "next_candidates": {"metric": "rmse", "direction": "minimize", "space": ["C: float in [1, 1000] log"],
-                        "history": ["0.5 | svm C=10"], "n_done": 1, "candidates": ["svm C=3", "svm C=30"]},
-    "summarise": {"models": "svm", "metric": "f1", "direction": "maximize", "n_trials": 20, "best": "0.9 with svm C=10",
-                  "importances": [("C", 0.7), ("gamma", 0.3)], "region": ["C: 10 to 100"]},
+    "next_candidates": {"metric": "rmse", "direction": "minimize", "history": ["0.5 | C=10"], "n_done": 1,
+                        "candidates": ["A: C=3", "B: C=30"]},
     "parse_request": {"text": "tune svm on churn.csv", "data": "churn.csv", "columns": ["age", "churn"],
                       "models": ["svm: support vector, svc"], "metrics": ["roc_auc: auc, roc auc"]},
     "retry": {"error": "configs.0.C: Input should be 1.0 or 3.98", "hint": ""},
 }
-USES_EXAMPLES = ("initial_design", "next_candidates")
+USES_EXAMPLES = ("initial_design",)
 
 
 def test_every_template_has_a_sample() -> None:
@@ -48,16 +46,15 @@ def test_template_renders(name: str, examples: list[Example]) -> None:
 
 def test_a_missing_variable_is_an_error_not_an_empty_string() -> None:
     with pytest.raises(HyperpilotError, match="not given"):
-        render("summarise", models="svm")
+        render("retry", hint="")
     with pytest.raises(HyperpilotError, match="no prompt template"):
         render("nope")
 
 
-def test_candidates_are_numbered_and_free_proposals_ask_for_a_config() -> None:
-    picked = render("next_candidates", **SAMPLES["next_candidates"], examples=[])[-1]["content"]
-    assert "0: svm C=3" in picked and "1: svm C=30" in picked and "lower is better" in picked
-    free = render("next_candidates", **{**SAMPLES["next_candidates"], "candidates": []}, examples=[])[-1]["content"]
-    assert "Propose one new configuration" in free
+def test_candidates_are_lettered_and_the_answer_is_a_letter() -> None:
+    system, user = render("next_candidates", **SAMPLES["next_candidates"])
+    assert "lower is better" in system["content"] and "one letter" in system["content"]
+    assert "A: C=3" in user["content"] and "B: C=30" in user["content"] and user["content"].endswith("its letter.")
 
 
 def test_configs_are_compact() -> None:

@@ -17,6 +17,7 @@ def all_methods(suite: str = "bayesmark") -> dict[str, Method]:
 
     methods: list[Method] = [
         RandomSearch(), OptunaSampler("tpe"), OptunaSampler("gp"), SMAC3(), HEBO(),
+        OptunaSampler("tpe", default=True), OptunaSampler("random", default=True),  # + the card default first
         Hyperpilot("hyperpilot-bo", llm="none", memory=None),          # card default + multivariate TPE
         Hyperpilot("hyperpilot-llm", llm="embedded", memory=None),     # + the embedded LLM, cold memory
         HyperpilotMemory(pack_path(RESULTS, suite)),                   # + memory of the other datasets

@@ -1,4 +1,7 @@
-"""Optuna TPE and GP as users run them: default sampler settings, ask/tell."""
+"""Optuna's samplers as users run them: default sampler settings, ask/tell. With
+`default=True` the problem's card default is enqueued as trial 0 (`enqueue_trial`), the
+honest baseline for hyperpilot, whose every cold study also starts from the card default:
+`tpe+default`, `random+default`."""
 
 from __future__ import annotations
 
@@ -11,15 +14,31 @@ from evals.problems import Problem
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
+SAMPLERS = {"tpe": optuna.samplers.TPESampler, "gp": optuna.samplers.GPSampler, "random": optuna.samplers.RandomSampler}
+
+
+def card_default(problem: Problem) -> dict[str, Any] | None:
+    """The default config of the benchmark card of a one-model problem (what hyperpilot's
+    `Assistant` tries first), or None for a lookup table (no card default)."""
+    if problem.task is None or len(problem.task.get("models", [])) != 1:
+        return None
+    from evals.spaces import bench_card
+
+    return bench_card(problem.task["models"][0]).default_config()
+
 
 class OptunaSampler(Method):
-    def __init__(self, name: str) -> None:
-        self.name = name
+    def __init__(self, sampler: str, default: bool = False) -> None:
+        self.sampler, self.default = sampler, default
+        self.name = f"{sampler}+default" if default else sampler
+
+    def supports(self, problem: Problem) -> bool:
+        return not self.default or card_default(problem) is not None
 
     def run(self, problem: Problem, budget: int, seed: int) -> Trace:
-        sampler = (optuna.samplers.TPESampler(seed=seed) if self.name == "tpe"
-                   else optuna.samplers.GPSampler(seed=seed))
-        study = optuna.create_study(sampler=sampler)
+        study = optuna.create_study(sampler=SAMPLERS[self.sampler](seed=seed))
+        if self.default:
+            study.enqueue_trial(card_default(problem) or {})
         dists = problem.space.distributions()
         pending: list[optuna.trial.Trial] = []
 

@@ -18,7 +18,7 @@ import joblib
 import optuna
 
 from hyperpilot import studies
-from hyperpilot.agent.code_proposer import ProgramChooser
+from hyperpilot.agent.code_proposer import CodeProposer, ProgramChooser
 from hyperpilot.agent.llm import LLM, EmbeddedLLM, OpenAICompatLLM, ScriptedLLM, default_spec, resolve_llm
 from hyperpilot.agent.policy import DEFAULT_RATE, LLMProposer, memory_examples
 from hyperpilot.cards import DatasetCard, get_model_card
@@ -32,8 +32,10 @@ from hyperpilot.data import Dataset, check_folds, check_target, infer_task_type,
 from hyperpilot.errors import HyperpilotError, StudyError
 from hyperpilot.report import write_report
 from hyperpilot.sandbox import InProcessExecutor, SandboxExecutor, warn_weak_sandbox
+from hyperpilot.sandbox.ray_executor import RayExecutor
 from hyperpilot.task import Task
 from hyperpilot.trainers import FittedModel, get_trainer
+from hyperpilot.trainers.code import CUSTOM_CODE
 
 if TYPE_CHECKING:
     from hyperpilot.memory import Memory, MemoryProposer
@@ -44,7 +46,8 @@ class Assistant:
 
     `proposers` add configs besides BO (see `core.proposer`); `executor` decides where a
     trial runs (by default a `SandboxExecutor(workers=workers)`: each trial in isolated
-    processes; `InProcessExecutor()` runs trials in this process, for debugging); `workers`
+    processes; `InProcessExecutor()` runs trials in this process, for debugging; `RayExecutor(address)`
+    runs each trial as a Ray task, sandboxed on a Ray worker); `workers`
     is how many trials run at once; `sampler` is the BO engine (an Optuna sampler, or a
     name: tpe, gp, random, qmc, cmaes, …; default the task's); `pruner` an Optuna pruner
     that may stop a trial after a fold (default none); `on_trial` is called after every trial.
@@ -132,7 +135,7 @@ class Assistant:
         programs = ProgramChooser(study, str(task.study_name))
         objective = CrossValidation(executor, X_train, y_train, task, code_for=programs.code_for)
         ctx = StudyContext(task, study, space, card)
-        loop = StudyLoop(ctx, objective, [CardDefaults(), *self.proposers], workers=self.workers, on_trial=self.on_trial,
+        loop = StudyLoop(ctx, objective, [CardDefaults(), *self._proposers(task)], workers=self.workers, on_trial=self.on_trial,
                          heartbeat=studies.heartbeat)
         deadline = start + task.timeout if task.timeout else None
         if self.on_start is not None:
@@ -162,6 +165,16 @@ class Assistant:
         write_report(result, folder, study)
         return result
 
+    def _proposers(self, task: Task) -> list[Proposer]:
+        """This solve's proposers: when `custom_code` is among the models (`--code`) and there is
+        an LLM, a fresh `CodeProposer` has the LLM write programs (checked, run in the sandbox,
+        repaired a bounded number of times, else BO), placed before the LLM planner; unless
+        the caller gave one."""
+        if CUSTOM_CODE not in task.models or self.llm is None or any(isinstance(p, CodeProposer) for p in self.proposers):
+            return self.proposers
+        at = next((i for i, p in enumerate(self.proposers) if isinstance(p, LLMProposer)), len(self.proposers))
+        return [*self.proposers[:at], CodeProposer(self.llm.text), *self.proposers[at:]]
+
     def resume(self, study_name: str, n_trials: int | None = None) -> Result:
         """Continue a study by name (after a crash, or with a larger budget)."""
         task = studies.stored_task(studies.load_study(study_name, self.storage))
@@ -173,7 +186,7 @@ class Assistant:
         """How this assistant runs a study, as `hyperpilot resume` rebuilds it: the planner's
         LLM spec (None when the object cannot be rebuilt from a spec; never a key, at most the
         name of the variable that holds one), its rate, the sampler, memory on/off, workers,
-        and the executor's sandbox, trial timeout and trial memory."""
+        and the executor's sandbox, trial timeout, trial memory and Ray address."""
         executor = executor or self.executor
         limits = getattr(executor, "limits", None)
         return {
@@ -183,6 +196,7 @@ class Assistant:
             "no_sandbox": isinstance(executor, InProcessExecutor),
             "trial_timeout": getattr(executor, "trial_timeout", None),
             "trial_memory": getattr(limits, "memory_mb", None),
+            "ray": (executor.address or "auto") if isinstance(executor, RayExecutor) else None,
         }
 
 

@@ -1,5 +1,5 @@
-"""The conversation engine behind `hyperpilot chat` (and, later, a web page): `Conversation(tools,
-llm).turn(text) -> Reply`.
+"""The conversation engine behind `hyperpilot chat` and `hyperpilot serve`'s web page: `Conversation(tools,
+llm).turn(text) -> Reply` (`attach(path)` for an uploaded file).
 
     a request ──► `parse_request` (the request parser the CLI uses) ──► a question? ask it; the
     user's answer is merged into the pending request (a column name answers "which column
@@ -47,6 +47,9 @@ EXAMPLE = "tune a random forest on data.csv to predict churn, maximise AUC, 30 t
 FOLLOW_UPS = "what's best so far · why that learning rate · try 20 more · use logistic regression instead · export it"
 START_FIELDS = ("data", "target", "models", "metric", "n_trials", "timeout", "cv_folds")
 _TARGET_PHRASE = re.compile(r"\b(?:predict(?:s|ing)?|target|label)\b\s*[:=]?\s*[^,.;]*", re.I)
+CODE_ASK = re.compile(r"\b(?:writ|cod|program|build|mak|creat|design|craft)\w*\b[^.?!]*\b(?:your|its|an?)\s+own\b"
+                      r"|\bcustom (?:code|programs?|models?)\b|\bcode as a hyper-?\s?parameter\b"
+                      r"|\bwrit\w* (?:a |some |the )?(?:python )?(?:code|programs?)\b", re.I)
 _FILE = re.compile(r"(sklearn:[a-z_]+|[\w./~+-]+\.(?:csv|tsv|parquet|pq))\b", re.I)
 
 
@@ -79,6 +82,8 @@ class State:
     plan: dict[str, Any] | None = None  # start_study arguments waiting for "yes"
     study: str | None = None  # the current study
     last: dict[str, Any] | None = None  # the start_study arguments of the current study
+    code: bool = False  # "write your own model": the next plan also tunes custom_code (the studies' LLM writes programs)
+    files: list[str] = field(default_factory=list)  # files the user gave (uploads); a request naming none uses the last
 
 
 def chats_dir() -> Path:
@@ -141,6 +146,8 @@ class Conversation:
             return Reply(f"Tell me what to tune, e.g. '{EXAMPLE}'.")
         if low in ("help", "?", "what can you do"):
             return Reply(self._help())
+        if CODE_ASK.search(text):
+            return self._code(text)
         if self.state.question is not None:
             return self._answer(text)
         if self.state.plan is not None:
@@ -153,8 +160,39 @@ class Conversation:
                 "profile data.csv · search memory for …")
 
     # -- the request: questions, answers, the plan ------------------------------------------
-    def _request(self, text: str, given: dict[str, Any] | None = None) -> Reply:
+    def attach(self, path: Path, columns: Sequence[str] = ()) -> Reply:
+        """A file the user gave (an upload in `hyperpilot serve`): it answers a pending "which
+        data?" question, and a later request that names no file uses it. Only read as a table."""
+        name = path.name if path.parent == self.cwd else str(path)
+        self.state.files.append(name)
+        self._save({"role": "user", "file": name})
+        if self.state.question == "data":
+            self.state.given["data"] = name
+            reply = self._parse()
+        else:
+            cols = f" (columns: {', '.join(columns[:20])}{' …' if len(columns) > 20 else ''})" if columns else ""
+            reply = Reply(f"Got {name}{cols}. Say what to tune, e.g. 'tune a random forest to predict "
+                          f"{columns[-1] if columns else 'COLUMN'}, 20 trials'.")
+        self._save({"role": "assistant", "text": reply.text, "kind": reply.kind, "tool": None, "state": asdict(self.state)})
+        return reply
+
+    def _code(self, text: str) -> Reply:
+        """"Write your own model for this": the plan (the pending one, else the pending
+        request, else the last study's task, else this request) also tunes `custom_code`, whose
+        programs the studies' LLM writes; confirmed like any plan."""
+        if self.state.plan is not None or self.state.question is not None:
+            self.state.code = True
+            return self._parse() if self.state.request is not None else self._plan_from(dict(self.state.plan or {}))
+        if self.state.last is not None and not read_rules(text).get("data"):
+            self.state.request, self.state.code = None, True
+            return self._plan_from({**self.state.last, "study_name": None})
+        return self._request(text, code=True)
+
+    def _request(self, text: str, given: dict[str, Any] | None = None, code: bool = False) -> Reply:
+        if self.state.files and not read_rules(text).get("data"):
+            given = {"data": self.state.files[-1], **(given or {})}
         self.state.request, self.state.given, self.state.plan = text, dict(given or {}), None
+        self.state.code = code
         return self._parse()
 
     def _parse(self) -> Reply:
@@ -163,6 +201,7 @@ class Conversation:
         except HyperpilotError as e:
             self.state.question = _kind(str(e))
             return Reply(f"{e} (or say 'cancel')", "question")
+        task = task.with_code() if self.state.code else task
         self.state.question = None
         self.state.plan = {k: getattr(task, k) for k in START_FIELDS}
         return Reply(self._plan_text(task), "plan")
@@ -179,7 +218,7 @@ class Conversation:
         """The answer to the pending question, merged into the pending request."""
         low = text.lower().strip(" .!?")
         if low in NO:
-            self.state = State(study=self.state.study, last=self.state.last)
+            self.state = State(study=self.state.study, last=self.state.last, files=self.state.files)
             return Reply("OK, dropped that request. Tell me another, or ask about the current study.")
         rules = read_rules(text)
         if rules["questions"]:
@@ -226,7 +265,7 @@ class Conversation:
         if "error" in result:
             return Reply(f"{result['error']}. Nothing was started; change the request and try again.", "error",
                          "start_study", result)
-        self.state.study, self.state.last = result["study"], args
+        self.state.study, self.state.last, self.state.code = result["study"], args, False
         return Reply(_result_text(result), "result", "start_study", result)
 
     # -- follow-ups ---------------------------------------------------------------------------
@@ -303,7 +342,7 @@ class Conversation:
         from hyperpilot.task import Task
 
         fields = {k: v for k, v in args.items() if k in START_FIELDS and v is not None}
-        task = Task(**fields)
+        task = Task(**fields).with_code() if self.state.code else Task(**fields)
         for name in task.models:
             get_model_card(name, task.task_type)
         self.state.plan = {k: getattr(task, k) for k in START_FIELDS}
@@ -410,7 +449,26 @@ def _result_text(r: dict[str, Any]) -> str:
     return (f"Done. Best: {r['best_model']} ({_config(r['best_config'])}): CV {r['metric']} {r['cv_score']:.4f}, "
             f"{test} ({r['n_trials']} trials, {r['n_failed']} failed, {r['wall_seconds']:.0f} s).\n"
             f"model:  {r['model_path']}\nreport: {r['report_path']}\nstudy:  {r['study']}\n"
-            f"Ask: {FOLLOW_UPS}.")
+            f"{_programs_text(r)}Ask: {FOLLOW_UPS}.")
+
+
+def _programs_text(r: dict[str, Any]) -> str:
+    """What the programs of a `custom_code` study did, from its report.json (counted from the
+    study's trials by `report.programs`); empty for other studies."""
+    if "custom_code" not in str(r.get("task", "")):
+        return ""
+    try:
+        p = json.loads(Path(r["report_path"]).with_name("report.json").read_text(encoding="utf-8")).get("programs")
+    except (OSError, ValueError, KeyError):
+        return ""
+    if not p:
+        return "No program was written: the studies have no LLM (--llm none), so custom_code ran its baseline.\n"
+    w = p["writer"]
+    best = (f" Best program: trial {p['best']['trial']}, {r['metric']} {p['best']['value']:.4f} ({p['best']['file']})."
+            if p["best"] else " No program completed a trial.")
+    return (f"Programs by {w.get('writer', 'the LLM')}: {p['ran']} ran ({p['completed']} completed, {p['failed']} failed), "
+            f"{p['repaired']} repaired; writer calls {w.get('calls', 0)}, answers rejected by the checks "
+            f"{w.get('rejected', 0)}{', then BO went on' if w.get('gave_up') else ''}.{best}\n")
 
 
 def _say(tool: str, r: dict[str, Any]) -> str:

@@ -15,7 +15,10 @@ Lifecycle (see `core.proposer`):
 - `observe`: after one of its trials, a failure plans a repair (prompt = the program and
   the summarised traceback), a success plans an improvement (until `max_programs`
   programs ran). Every answer, rejection and failure is counted in `stats`.
-- `finish`: record the best program in the study (`best_program` user attr) for the report.
+- `finish`: record the writer's counts (`code_writer` user attr: calls, rejected answers,
+  errors, …) and the best program (`best_program`) in the study for the report. Each
+  program's trial carries `repair`: 0 for a new program, N for the N-th repair in a row
+  (of a rejected answer or a failed trial), so the report counts programs from the trials.
 
 `ProgramChooser.code_for(handle)` says which program a `custom_code` trial runs: the one
 its suggestion carries, else the best program of the study so far (BO then tunes that
@@ -129,7 +132,7 @@ class CodeProposer(Proposer):
         self._programs += 1
         self.stats["queued"] += 1
         return Suggestion(CUSTOM_CODE, get_model_card(CUSTOM_CODE).default_config(), self.name,
-                          attrs={"code_id": program.code_id, "code": program.code})
+                          attrs={"code_id": program.code_id, "code": program.code, "repair": self._repairs})
 
     def observe(self, ctx: StudyContext, record: TrialRecord) -> None:
         if record.source != self.name or record.model != CUSTOM_CODE:
@@ -153,7 +156,11 @@ class CodeProposer(Proposer):
                                         best=best, code=code.strip()[:4000])
 
     def finish(self, ctx: StudyContext) -> None:
-        """Record the best program (if any of this study's programs completed a trial)."""
+        """Record the writer's counts (added to a resumed study's) and the best program (if
+        any of this study's programs completed a trial)."""
+        stored = ctx.study.user_attrs.get("code_writer") or {}
+        counts = {k: int(stored.get(k, 0)) + v for k, v in self.stats.items()}
+        ctx.study.set_user_attr("code_writer", {**counts, "writer": _describe(self.write_code)})
         best = best_program_trial(ctx.study)
         if best is not None:
             ctx.study.set_user_attr("best_program", {"code_id": best.user_attrs.get("code_id", ""), "trial": best.number,
@@ -178,6 +185,12 @@ class CodeProposer(Proposer):
     def _give_up(self) -> None:
         self.stats["gave_up"] += 1
         self._next = None
+
+
+def _describe(write_code: Callable[[str], str]) -> str:
+    """Who writes the programs: the LLM behind `llm.text` ("embedded:SmolLM2-…"), else the callable's name."""
+    describe = getattr(getattr(write_code, "__self__", None), "describe", None)
+    return str(describe()) if callable(describe) else getattr(write_code, "__qualname__", type(write_code).__name__)
 
 
 # -- programs of a study ------------------------------------------------------------------

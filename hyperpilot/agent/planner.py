@@ -6,9 +6,10 @@ schema, and a check. Nothing the model says is used unvalidated.
           └──── the error, fed back (retry budget) ◄┘ ─► spent: `AnswerError` (BO takes over)
 
 Numbers are *offered*: for a model that only picks (`llm.free_proposals` False, e.g. the
-embedded one, whose grammar ignores minimum/maximum), every numeric hyperparameter is an
-enum of grid values (log-spaced for log parameters) and the next trial is an index into a
-list of candidates. A capable model may write numbers; they are clipped into the space.
+embedded one, whose grammar ignores minimum/maximum), every numeric hyperparameter of an
+initial design is an enum of grid values (log-spaced for log parameters). A capable model
+may write numbers; they are clipped into the space. The next trial (`pick`) is, for every
+model, one letter naming one of BO's own candidates (`LLM.choose`): no free text at all.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any, Literal, TypeVar, Union
 
 from pydantic import BaseModel, Field, ValidationError, create_model
 
-from hyperpilot.agent.llm.base import LLM, LLMTimeout, LLMUnavailable, Message, redact
+from hyperpilot.agent.llm.base import LETTERS, LLM, LLMBadAnswer, LLMTimeout, LLMUnavailable, Message, redact
 from hyperpilot.cards.model import ModelCard
 from hyperpilot.core.proposer import config_key
 from hyperpilot.core.space import StudySpace
@@ -82,8 +83,8 @@ class AnswerError(LLMError):
 
 
 class Planner:
-    """The LLM decisions of one study: `initial_design`, `next_candidate`, `summarise`
-    (and `parse_request` via `hyperpilot.agent.request`)."""
+    """The LLM decisions of one study: `initial_design` and `pick` (and `parse_request` via
+    `hyperpilot.agent.request`)."""
 
     def __init__(self, llm: LLM, *, retries: int = 2, timeout: float = 30.0, max_tokens: int = 320) -> None:
         self.llm = llm
@@ -171,45 +172,41 @@ class Planner:
         return self.ask("initial_design", {**variables, "k": k, "offered": offered, "model_cards": model_cards,
                                            "allowed": allowed}, schema, check, max_tokens=self.max_tokens * k)
 
-    def next_candidate(self, space: StudySpace, variables: dict[str, Any], candidates: list[Proposal],
-                       tried: set[tuple[Any, ...]]) -> Proposal:
-        """The next trial: a pick among `candidates`, or — for a capable model — a free proposal.
+    def pick(self, variables: dict[str, Any], candidates: list[Proposal]) -> Proposal:
+        """The next trial: one of `candidates` (BO's), lettered A, B, … in the prompt; the
+        model answers a letter and nothing else (`LLM.choose`): nothing to validate but the
+        letter, and no free text. No retry: a failed choice raises and BO proposes instead.
 
-        `variables`: metric, direction, space (lines), history (lines), n_done, examples."""
-        if not self.llm.free_proposals:
-            if len(candidates) < 2:
-                raise AnswerError("fewer than two candidates to choose from")
-            picks = create_model("Pick", choice=(Literal[tuple(range(len(candidates)))], ...), reason=REASON)  # type: ignore[arg-type]
-            lines = [f"{c.model} {fmt_config(c.config)}" for c in candidates]
-
-            def pick(answer: Any) -> Proposal:
-                c = candidates[answer.choice]
-                return Proposal(c.model, c.config, answer.reason, c.origin)
-
-            return self.ask("next_candidates", {**variables, "candidates": lines}, picks, pick)
-
-        schema = create_model("Next", config=(_union([config_schema(c, False, reason=False) for c in space.cards.values()]), ...),
-                              reason=REASON)
-
-        def check(answer: Any) -> Proposal:
-            proposal = self._validated(space, answer.config, "llm", answer.reason)
-            if config_key(proposal.model, proposal.config) in tried:
-                raise AnswerError(f"{proposal.model} {fmt_config(proposal.config)} was already tried; propose another")
-            return proposal
-
-        return self.ask("next_candidates", {**variables, "candidates": []}, schema, check)
-
-    def summarise(self, variables: dict[str, Any]) -> str:
-        """A short plain-language summary (`variables`: models, metric, direction, n_trials,
-        best, importances, region)."""
-
-        def check(text: str) -> str:
-            text = " ".join(text.split())
-            if len(text) < 20:
-                raise AnswerError("the summary is empty; write two or three sentences")
-            return text[:800]
-
-        return self.ask("summarise", variables, None, check, max_tokens=160)
+        `variables`: metric, direction, history (lines), n_done, models (how many)."""
+        if len(candidates) < 2:
+            raise AnswerError("fewer than two candidates to choose from")
+        self.stats.decisions["pick"] = self.stats.decisions.get("pick", 0) + 1
+        several = int(variables.get("models", 1)) > 1
+        lines = [f"{letter}: {c.model + ' ' if several else ''}{fmt_config(c.config)}"
+                 for letter, c in zip(LETTERS, candidates, strict=False)]
+        messages = render("next_candidates", **{"models": 1, **variables, "candidates": lines})
+        start = time.perf_counter()
+        self.stats.calls += 1
+        try:
+            choice = self.llm.choose(messages, len(lines), timeout=self.timeout)
+        except LLMBadAnswer as e:
+            self.stats.invalid += 1
+            raise AnswerError(f"pick: {e}", messages) from e
+        except LLMTimeout:
+            self.stats.timeouts += 1
+            raise
+        except LLMError:
+            self.stats.unavailable += 1
+            raise
+        except Exception as e:  # noqa: BLE001 - a backend bug must not stop the study
+            self.stats.unavailable += 1
+            raise LLMUnavailable(redact(f"{self.llm.describe()} raised {type(e).__name__}: {e}")) from None
+        finally:
+            self.stats.seconds += time.perf_counter() - start
+        self.stats.prompt_tokens += choice.prompt_tokens
+        self.stats.valid += 1
+        c = candidates[choice.index]
+        return Proposal(c.model, c.config, "", c.origin)
 
     def _validated(self, space: StudySpace, raw: BaseModel, origin: str, rationale: str | None = None) -> Proposal:
         data = raw.model_dump()
@@ -248,16 +245,6 @@ def _union(models: list[type[BaseModel]]) -> Any:
     if len(models) == 1:
         return models[0]
     return Union[tuple(models)]  # type: ignore[return-value]  # noqa: UP007 - built at run time
-
-
-def space_lines(space: StudySpace) -> list[str]:
-    lines = []
-    for card in space.cards.values():
-        prefix = f"{card.name}." if len(space.cards) > 1 else ""
-        for p in card.space.params:
-            rng = f"one of {p.choices}" if isinstance(p, CategoricalParam) else f"{p.type} in [{p.low:g}, {p.high:g}]{' log' if p.log else ''}"
-            lines.append(f"{prefix}{p.name}: {rng}")
-    return lines
 
 
 def _differs(a: Any, b: Any) -> bool:

@@ -5,12 +5,18 @@
   only for a model that proposes freely: the embedded 135M picker's zero-shot designs ranked
   far below BO's trials (docs/benchmarks.md), so for it `n_initial` defaults to 0.
 - `suggest`: at `rate` of the remaining steps (spread evenly: a credit accumulator), the
-  LLM replaces BO's candidate. A small model picks among candidates drawn from the study's
-  own sampler (a throwaway in-memory copy of the study) plus one random and any memory
-  configs; a capable model proposes freely inside the space. Every other step is BO's.
-- Every failure (invalid after retries, timeout, endpoint down, backend exception) is
-  counted and BO proposes instead; an unavailable endpoint gets one warning and a
-  growing cool-down, and the study goes on.
+  LLM picks the next trial among `n_candidates` configs that BO itself proposes (the
+  study's own kind of sampler asked on a throwaway in-memory copy of the study, each one
+  TPE's best of its own 24 draws by l(x)/g(x)), lettered A, B, …; the model answers one
+  letter (`Planner.pick`, `LLM.choose`: the embedded model scores the letters by
+  log-probability in one forward pass). So the LLM can only move the study among configs
+  BO already rates well, never outside them. Every other step is BO's.
+- Every failure (endpoint down, timeout, a prompt over the embedded model's token cap,
+  backend exception) is counted and BO proposes instead; an unavailable endpoint gets one
+  warning and a growing cool-down, and the study goes on. With the embedded model no clock
+  takes part in a choice, so a run is the same on a loaded machine (only slower).
+- `finish` stores the measured facts (Optuna's fANOVA importances, the best quarter's
+  ranges) beside the accounting; no LLM writes free text about the study.
 - Accounting (backend, model, calls, tokens, latency, answers valid/invalid, proposals
   used, and how LLM-sourced trials ranked against BO's) lives in the study's user
   attribute `llm`; `report.accounting(study)` reads it back for the CLI and the report.
@@ -22,35 +28,42 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import optuna
 from optuna.trial import TrialState
 
 from hyperpilot import studies
 from hyperpilot.agent.llm import LLM, resolve_llm
 from hyperpilot.agent.llm.base import LLMTimeout
-from hyperpilot.agent.planner import AnswerError, Example, Planner, Proposal, space_lines
+from hyperpilot.agent.planner import AnswerError, Example, Planner, Proposal
 from hyperpilot.core.proposer import Proposer, StudyContext, config_key
 from hyperpilot.core.types import Suggestion, TrialRecord
-from hyperpilot.errors import HyperpilotError, LLMError, SpaceError
+from hyperpilot.errors import HyperpilotError, LLMError
 from hyperpilot.prompts import fmt_config, fmt_value
 
 if TYPE_CHECKING:
     from hyperpilot.memory import MemoryProposer
 
 log = logging.getLogger("hyperpilot.llm")
-DEFAULT_RATE = 0.1  # share of BO steps the LLM replaces; 0.25 was measured slightly worse than BO alone (docs/benchmarks.md "LLM planner")
+DEFAULT_RATE = 0.1  # share of BO steps the LLM replaces (docs/benchmarks.md "Embedded LLM: fast, restricted to BO's candidates")
+N_CANDIDATES = 4  # BO's candidates the LLM picks among
+HISTORY = 5  # best trials shown to the LLM
 ATTR = "llm"
 
 
 class LLMProposer(Proposer):
+    """The hybrid policy (see the module docstring). `summarise`: at the end, store the
+    measured facts (`study_facts`) in the study's `llm` attribute."""
+
     name = "llm"
 
-    def __init__(self, llm: LLM | str, *, rate: float = DEFAULT_RATE, n_initial: int | None = None, n_candidates: int = 3,
+    def __init__(self, llm: LLM | str, *, rate: float = DEFAULT_RATE, n_initial: int | None = None,
+                 n_candidates: int = N_CANDIDATES,
                  retries: int = 2, timeout: float = 30.0, summarise: bool = True,
                  examples: Callable[[StudyContext], list[Example]] | None = None) -> None:
         if not 0.0 <= rate <= 1.0:
             raise HyperpilotError(f"the LLM rate must be in [0, 1], got {rate}")
+        if not 2 <= n_candidates <= 26:
+            raise HyperpilotError(f"the LLM picks among 2 to 26 candidates, got n_candidates={n_candidates}")
         self.llm = llm
         self.rate = rate
         self.n_initial = n_initial
@@ -96,8 +109,8 @@ class LLMProposer(Proposer):
         self._save(ctx)
 
     def finish(self, ctx: StudyContext) -> None:
-        if self.summarise and "summary" not in self._state(ctx):
-            self._save(ctx, summary=self._summary(ctx))
+        if self.summarise:
+            self._save_facts(ctx)
 
     # -- decisions ------------------------------------------------------------------------
     def _initial_design(self, ctx: StudyContext, k: int) -> list[Suggestion]:
@@ -110,45 +123,34 @@ class LLMProposer(Proposer):
         }
         return [self._suggestion(p) for p in self.planner.initial_design(ctx.space, variables, k, ctx.tried())]
 
-    def _next(self, ctx: StudyContext) -> Suggestion:
-        tried = ctx.tried()
-        candidates = [] if self.planner.llm.free_proposals else self._candidates(ctx, tried)
-        variables = {
-            "metric": ctx.task.metric, "direction": ctx.task.direction, "space": space_lines(ctx.space),
-            "history": history_lines(ctx), "n_done": ctx.n_done, "examples": self._examples,
-        }
-        return self._suggestion(self.planner.next_candidate(ctx.space, variables, candidates, tried))
+    def _next(self, ctx: StudyContext) -> Suggestion | None:
+        candidates = self._candidates(ctx, ctx.tried())
+        if len(candidates) < 2:
+            return None  # BO's candidates collapsed onto tried configs: nothing to choose, BO's step
+        variables = {"metric": ctx.task.metric, "direction": ctx.task.direction, "history": history_lines(ctx),
+                     "n_done": ctx.n_done, "models": len(ctx.space.models)}
+        return self._suggestion(self.planner.pick(variables, candidates))
 
     def _candidates(self, ctx: StudyContext, tried: set[tuple[Any, ...]]) -> list[Proposal]:
+        """BO's own candidates (seeded by the study's seed and size), untried, de-duplicated."""
         seed = ctx.task.seed * 7919 + len(ctx.study.trials) + 1
-        pool = bo_candidates(ctx, self.n_candidates, seed)
-        rng = np.random.default_rng(seed)
-        model = ctx.space.models[int(rng.integers(len(ctx.space.models)))]
-        pool.append(Proposal(model, ctx.space.cards[model].space.sample(rng), "", "random"))
-        for ex in self._examples:
-            try:
-                pool.append(Proposal(*ctx.space.from_params(ctx.space.to_params(ex.model, ex.config)), "", "memory"))
-            except SpaceError:
-                continue
         out, seen = [], set(tried)
-        for p in pool:
+        for p in bo_candidates(ctx, self.n_candidates, seed):
             key = config_key(p.model, p.config)
             if key not in seen:
                 seen.add(key)
                 out.append(p)
         return out
 
-    def _summary(self, ctx: StudyContext) -> str:
-        """The LLM's summary; the measured facts it was given are saved beside it."""
+    def _save_facts(self, ctx: StudyContext) -> None:
+        """The measured facts of the study, saved beside the accounting (no LLM call)."""
         try:
             facts = study_facts(ctx)
         except (ValueError, HyperpilotError):
-            return ""
+            return
         shares = ", ".join(f"{name} {share:.0%}" for name, share in facts["importances"]) or "too few trials"
         ctx.study.set_user_attr(ATTR, {**self._state(ctx), "facts": f"importance: {shares}; best quarter: "
                                        + "; ".join(facts["region"])})
-        text = self._guarded(ctx, lambda: self.planner.summarise(facts), count=False)
-        return text or ""
 
     # -- plumbing -------------------------------------------------------------------------
     def _suggestion(self, p: Proposal) -> Suggestion:
@@ -176,7 +178,7 @@ class LLMProposer(Proposer):
     def _state(self, ctx: StudyContext) -> dict[str, Any]:
         return dict(ctx.study.user_attrs.get(ATTR, {}))
 
-    def _save(self, ctx: StudyContext, summary: str | None = None) -> None:
+    def _save(self, ctx: StudyContext) -> None:
         state = self._state(ctx)
         llm = self.planner.llm
         state.update({
@@ -184,8 +186,6 @@ class LLMProposer(Proposer):
             "stats": self.planner.stats.to_dict(), "proposed": self._proposed, "used": self._used,
             "warning": self._warning,
         })
-        if summary is not None:
-            state["summary"] = summary
         ctx.study.set_user_attr(ATTR, state)
 
 
@@ -203,19 +203,17 @@ def bo_candidates(ctx: StudyContext, n: int, seed: int) -> list[Proposal]:
     return out
 
 
-def history_lines(ctx: StudyContext, limit: int = 8) -> list[str]:
-    """Finished trials, best first (LLAMBO-style): `0.9712 | svm C=12.3 gamma=0.000422`."""
+def history_lines(ctx: StudyContext, limit: int = HISTORY) -> list[str]:
+    """The best finished trials, best first (LLAMBO-style): `0.9712 | C=12.3 gamma=0.000422`
+    (the model's name in front when the study has several)."""
     done = ctx.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     done = sorted(done, key=lambda t: t.value, reverse=ctx.task.direction == "maximize")  # type: ignore[arg-type, return-value]
-    lines = [f"{t.value:.4g} | {_describe(ctx, t)}" for t in done[:limit]]
-    failed = ctx.study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-    lines += [f"failed | {_describe(ctx, t)}" for t in failed[-2:] if t.params]
-    return lines or ["(none yet)"]
+    return [f"{t.value:.4g} | {_describe(ctx, t)}" for t in done[:limit]] or ["(none yet)"]
 
 
 def _describe(ctx: StudyContext, t: optuna.trial.FrozenTrial) -> str:
     model, config = ctx.space.from_params(t.params)
-    return f"{model} {fmt_config(config)}"
+    return f"{model} {fmt_config(config)}" if len(ctx.space.models) > 1 else fmt_config(config)
 
 
 def _params(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
@@ -233,7 +231,7 @@ def memory_examples(warm: MemoryProposer) -> Callable[[StudyContext], list[Examp
 
 
 def study_facts(ctx: StudyContext) -> dict[str, Any]:
-    """What the summarise prompt is given: best trial, importances, the best region."""
+    """The study's measured facts: best trial, Optuna's fANOVA importances, the best region."""
     done = ctx.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not done:
         raise ValueError("no complete trial")

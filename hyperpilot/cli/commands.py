@@ -12,18 +12,22 @@ import json
 import platform
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 from rich.markup import escape
 
 from hyperpilot.cli.chat import chat
+from hyperpilot.cli.serve import serve
 from hyperpilot.cli.options import (
+    CodeOption,
     JsonOption,
     LlmKeyEnvOption,
     LlmOption,
     MemoryOption,
     RateOption,
+    RayOption,
     SamplerOption,
     SandboxOption,
     StorageOption,
@@ -66,6 +70,7 @@ studies_app = typer.Typer(help="List and inspect stored studies.", no_args_is_he
 app.add_typer(studies_app, name="studies")
 app.add_typer(memory_app, name="memory")
 app.command("chat", short_help="A conversation: say what to tune, answer, confirm, ask follow-ups.")(chat)
+app.command("serve", short_help="A local web chat page: upload a table, tune, see progress and the plot.")(serve)
 
 
 def _version(value: bool) -> None:
@@ -101,12 +106,22 @@ def _one_line() -> Iterator[None]:
         raise typer.Exit(2) from None
 
 
-def _executor(no_sandbox: bool, trial_timeout: Optional[float], workers: int = 1, trial_memory: Optional[int] = None) -> Any:
-    """The trial executor for the CLI: the sandbox, or (loudly) none."""
+def _executor(no_sandbox: bool, trial_timeout: Optional[float], workers: int = 1, trial_memory: Optional[int] = None,
+              ray: Optional[str] = None) -> Any:
+    """The trial executor for the CLI: the sandbox, Ray (connected now: a bad address is one line), or (loudly) none."""
     from hyperpilot.sandbox import InProcessExecutor, SandboxExecutor, default_limits
 
     if trial_timeout is not None and trial_timeout <= 0:
         raise HyperpilotError(f"--trial-timeout must be > 0 seconds, got {trial_timeout:g}")
+    if ray and ray != "none":
+        from hyperpilot.sandbox.ray_executor import RayExecutor
+
+        if no_sandbox:
+            raise HyperpilotError("--ray runs every trial sandboxed on a Ray worker; leave out --no-sandbox")
+        executor = RayExecutor(ray, workers=workers, trial_timeout=trial_timeout,
+                               limits=None if trial_memory is None else default_limits(memory_mb=trial_memory))
+        executor.connect()
+        return executor
     if no_sandbox:
         line("[bold red]WARNING: the sandbox is OFF (--no-sandbox)[/bold red]: trials run inside this process "
              "with its environment and files, no resource caps" + (" and no --trial-timeout" if trial_timeout else "")
@@ -139,10 +154,12 @@ def _run(call: Callable[[Assistant], Result], settings: dict[str, Any], key_env:
 
     show_notices()
     llm = planner if resolved else _planner(settings["llm"], key_env)
-    executor = _executor(settings["no_sandbox"], settings["trial_timeout"], settings["workers"], settings["trial_memory"])
+    executor = _executor(settings["no_sandbox"], settings["trial_timeout"], settings["workers"], settings["trial_memory"],
+                         settings["ray"])
     workers = settings["workers"]
     warming = ("starting the first trial" if settings["no_sandbox"]
-               else f"starting {workers} sandbox worker{'s' if workers > 1 else ''}") + (" and the LLM" if llm else "")
+               else f"starting {workers} sandbox worker{'s' if workers > 1 else ''}" + (" on Ray" if settings["ray"] not in (None, "none") else "")) \
+        + (" and the LLM" if llm else "")
     study: list[str] = []  # its name, once known (for the interrupt message)
     try:
         with RunProgress(warming) as progress:
@@ -158,15 +175,21 @@ def _run(call: Callable[[Assistant], Result], settings: dict[str, Any], key_env:
         line(f"interrupted; the study is saved: `hyperpilot resume {escape(study[0]) if study else 'NAME'}` continues it", err)
         raise typer.Exit(130) from None
     from hyperpilot import studies
-    from hyperpilot.report import accounting, accounting_rows
+    from hyperpilot.report import accounting, accounting_rows, program_rows, program_summary
 
-    info = accounting(studies.load_study(result.study_name, storage))
+    stored = studies.load_study(result.study_name, storage)
+    info, programs = accounting(stored), program_summary(stored)
     if as_json:
-        emit_json({**result_json(result), "llm": info})
+        emit_json({**result_json(result), "llm": info, "programs": programs})
         return
     show_result(result)
     if info is not None:
         table("LLM planner", ["", "value"], accounting_rows(info), wrap=["value"])
+    if programs is not None:
+        table("programs (--code)", ["", "value"], program_rows(programs), wrap=["value"])
+        if programs["best"]:
+            head = Path(programs["best"]["file"]).read_text(encoding="utf-8").splitlines()[:8]
+            line("best program, first lines:\n" + escape("\n".join(f"  {h}" for h in head)))
 
 
 @app.command(short_help="Tune models on a table (options, or a request in words); save the best with a report.")
@@ -198,6 +221,8 @@ def solve(
     sandbox: SandboxOption = None,
     workers: WorkersOption = None,
     storage: StorageOption = None,
+    code: CodeOption = False,
+    ray: RayOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Tune MODEL(s) on DATA for METRIC and save the best model with a report."""
@@ -209,12 +234,17 @@ def solve(
         if not request and "data" not in fields:
             raise HyperpilotError('give --data FILE (or a request in words: hyperpilot solve "tune svm on sklearn:wine")')
         settings = _settings(ctx, {}, llm=llm, llm_rate=llm_rate, memory=memory, workers=workers,
-                             trial_timeout=trial_timeout, trial_memory=trial_memory, sandbox=sandbox)
+                             trial_timeout=trial_timeout, trial_memory=trial_memory, sandbox=sandbox, ray=ray)
         from hyperpilot.agent.request import task_from_text
         from hyperpilot.task import Task
 
         planner = _planner(settings["llm"], llm_key_env)
         task = task_from_text(request, llm=planner, **fields) if request else Task(**fields)
+        if code:
+            if planner is None:
+                raise HyperpilotError("--code needs an LLM to write the programs: give --llm embedded, openai:MODEL "
+                                      "or http://HOST:PORT/v1#MODEL (it is 'none')")
+            task = task.with_code()
         _run(lambda a: a.solve(task), settings, llm_key_env, as_json, planner, resolved=True, storage=storage)
 
 
@@ -235,6 +265,7 @@ def resume(
     sandbox: SandboxOption = None,
     workers: WorkersOption = None,
     storage: StorageOption = None,
+    ray: RayOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Continue a study by name, e.g. after the process was killed; completed trials are kept.
@@ -252,7 +283,7 @@ def resume(
         if fields:
             task = task.updated(**fields)
         settings = _settings(ctx, studies.run_settings(study), llm=llm, llm_rate=llm_rate, sampler=sampler, memory=memory,
-                             workers=workers, trial_timeout=trial_timeout, trial_memory=trial_memory, sandbox=sandbox)
+                             workers=workers, trial_timeout=trial_timeout, trial_memory=trial_memory, sandbox=sandbox, ray=ray)
         _run(lambda a: a.solve(task), settings, llm_key_env, as_json, planner, resolved=new_llm, storage=storage)
 
 

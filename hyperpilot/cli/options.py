@@ -30,6 +30,8 @@ TIME_HELP = ("Time budget: 90s, 10m, 1h, 1h30m or plain seconds; no trial starts
              "Without --trials there is then no trial cap.")
 TRIALS_HELP = "Total trials in the study (resumed ones count); default 20, or no cap when --time is given."
 JSON_HELP = "Print the result as JSON on stdout (progress and notices go to stderr)."
+CODE_HELP = ("Also tune custom_code: the --llm writes its own model programs, which are checked, run in the sandbox "
+             "like any trial and repaired at most twice; when it cannot, BO goes on. The result counts them.")
 
 # The agent options that solve, resume and demo share, declared once. None = not given, so
 # that `resume` can tell an option given now from the study's stored run settings.
@@ -50,6 +52,10 @@ TrialsOption = Annotated[Optional[int], typer.Option("--trials", "-n", help=TRIA
 TimeOption = Annotated[Optional[str], typer.Option("--time", metavar="DURATION", help=TIME_HELP)]
 TimeoutAlias = Annotated[Optional[str], typer.Option("--timeout", hidden=True, help="Same as --time.")]
 JsonOption = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
+RAY_HELP = ("Run each trial as a Ray task (sandboxed on the Ray worker): auto starts a local Ray on loopback "
+            "(or uses $RAY_ADDRESS), HOST:PORT connects to a cluster's head (`ray start --head` there); resume: none runs here instead.")
+RayOption = Annotated[Optional[str], typer.Option("--ray", metavar="auto|ADDRESS", help=RAY_HELP)]
+CodeOption = Annotated[bool, typer.Option("--code", help=CODE_HELP)]
 STORAGE_HELP = ("Where studies live: a database URL (sqlite:///FILE, postgresql://USER@HOST:PORT/DB, …: workers on "
                 "several machines can share one --study) or a journal file (journal:PATH, or a .log/.jsonl path); "
                 "default $HYPERPILOT_STORAGE, else studies.db under HYPERPILOT_HOME.")
@@ -63,7 +69,7 @@ TASK_FIELDS = {"data": "data", "target": "target", "model": "models", "metric": 
                "text_column": "text_column", "base_model": "base_model"}
 # the run settings an Assistant stores with its study (`Assistant.run_settings`) and their defaults
 RUN_DEFAULTS: dict[str, Any] = {"llm": None, "llm_rate": None, "sampler": None, "memory": True, "workers": 1,
-                                "no_sandbox": False, "trial_timeout": None, "trial_memory": None}
+                                "no_sandbox": False, "trial_timeout": None, "trial_memory": None, "ray": None}
 
 _PART = r"(\d+(?:\.\d*)?|\.\d+)\s*(hours?|hrs?|h|minutes?|mins?|m|seconds?|secs?|s)"
 _UNIT = {"h": 3600, "m": 60, "s": 1}

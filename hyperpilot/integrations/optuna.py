@@ -233,6 +233,31 @@ def _study_distributions(study: optuna.Study) -> dict[str, BaseDistribution]:
     return dists
 
 
+def start_configs(model: str | ModelCard, data: Any = None, *, target: str | None = None,
+                  dataset_card: DatasetCard | None = None, task_type: str | None = None, metric: str | None = None,
+                  memory: Memory | bool | None = True, llm: LLM | str | None = None, n: int = 5,
+                  params: Mapping[str, str] | None = None,
+                  distributions: Mapping[str, BaseDistribution] | None = None, study_name: str = "warm-start",
+                  exclude_datasets: Iterable[str] = ()) -> list[tuple[dict[str, Any], Suggestion]]:
+    """The configs hyperpilot would start `model` with on `data` (the card default, up to
+    `n` memory configs, an LLM's initial design when `llm` is given), each in your
+    parameter names (`params` / matching by name) and `distributions` (default: the
+    card's), with the `Suggestion` it came from; without repeats. What `warm_start` enqueues
+    and `integrations.ray_tune.points_to_evaluate` returns."""
+    setup = _Setup(model, data, target, dataset_card, task_type, metric, params,
+                   needs_data=memory not in (None, False) or llm is not None)
+    dists = dict(distributions or setup.map.default_distributions())
+    mapping = setup.map.check(dists)
+    out: list[tuple[dict[str, Any], Suggestion]] = []
+    for s in setup.suggestions(study_name, _memory(memory), llm, n, exclude_datasets):
+        user, notes = to_user(s.config, mapping, dists)
+        for note in notes:
+            log.warning("a %s config leaves out %s", s.source, note)
+        if user and all(user != seen for seen, _ in out):
+            out.append((user, s))
+    return out
+
+
 def warm_start(study: optuna.Study, model: str | ModelCard, data: Any = None, *, target: str | None = None,
                dataset_card: DatasetCard | None = None, task_type: str | None = None, metric: str | None = None,
                memory: Memory | bool | None = True, llm: LLM | str | None = None, n: int = 5,
@@ -245,21 +270,14 @@ def warm_start(study: optuna.Study, model: str | ModelCard, data: Any = None, *,
     default: the ones the study's trials used, else the card's). Returns the params enqueued,
     in order. `memory=None` and `llm=None` need no data: the card default alone.
     `exclude_datasets` keeps those datasets' past studies out (leave-one-out evaluation)."""
-    setup = _Setup(model, data, target, dataset_card, task_type, metric, params,
-                   needs_data=memory not in (None, False) or llm is not None)
-    dists = dict(distributions or _study_distributions(study) or setup.map.default_distributions())
-    mapping = setup.map.check(dists)
-    out: list[dict[str, Any]] = []
-    for s in setup.suggestions(study.study_name, _memory(memory), llm, n, exclude_datasets):
-        user, notes = to_user(s.config, mapping, dists)
-        for note in notes:
-            log.warning("warm_start: a %s config leaves out %s", s.source, note)
-        if not user or user in out:
-            continue
+    configs = start_configs(model, data, target=target, dataset_card=dataset_card, task_type=task_type, metric=metric,
+                            memory=memory, llm=llm, n=n, params=params,
+                            distributions=distributions or _study_distributions(study) or None,
+                            study_name=study.study_name, exclude_datasets=exclude_datasets)
+    for user, s in configs:
         study.enqueue_trial(user, user_attrs={"source": s.source, **({"rationale": s.rationale[:300]} if s.rationale else {})},
                             skip_if_exists=True)
-        out.append(user)
-    return out
+    return [user for user, _ in configs]
 
 
 # ---------------------------------------------------------------------------- the sampler
@@ -390,4 +408,4 @@ def _tag(s: Suggestion) -> str:
     return json.dumps({"source": s.source, "config": s.config}, sort_keys=True, default=str)
 
 
-__all__ = ["HyperpilotSampler", "ParamMap", "fit_value", "to_user", "warm_start"]
+__all__ = ["HyperpilotSampler", "ParamMap", "fit_value", "start_configs", "to_user", "warm_start"]

@@ -1,8 +1,12 @@
 """`MemoryProposer`: the memory's seat in the solve loop.
 
 - `start`: records the study (one entry per model, embedded once), stores trials that
-  already finished (a resumed study), and — for a fresh study — returns the best configs
-  of the most similar past studies (queued right after the card defaults, `source=memory`).
+  already finished (a resumed study), and — for a fresh study — finds the similar past
+  tasks (`transfer.py`: exact retrieval, every trial of each) and returns a zero-shot
+  portfolio of their configs (queued right after the card defaults, `source=memory`).
+- `suggest`: after the portfolio, the transfer model (a similarity-weighted TPE over the
+  past tasks' trials and this study's own) proposes, while it has a source that agrees
+  with this study's results and for at most `HORIZON` own trials; then BO alone.
 - `observe`: stores each finished trial at once (a crash loses nothing Optuna was told)
   and updates the study's summary when the trial is a new best (and every 10 trials).
 - `finish`: recomputes the rank-normalised scores of the study's trials and its summary,
@@ -24,10 +28,11 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
 import optuna
 
 from hyperpilot.core.loop import retried
-from hyperpilot.core.proposer import Proposer, StudyContext
+from hyperpilot.core.proposer import Proposer, StudyContext, config_key
 from hyperpilot.core.types import Suggestion, TrialRecord
 from hyperpilot.errors import HyperpilotError
 from hyperpilot.memory.records import StudyEntry, TrialEntry, rank_normalise, summarise
@@ -43,32 +48,42 @@ from hyperpilot.memory.retrieve import (
     warm_configs,
 )
 from hyperpilot.memory.similarity import Mix
-from hyperpilot.memory.store import Memory, Neighbour
+from hyperpilot.memory.store import Memory, Neighbour, Query
+from hyperpilot.memory.transfer import MIN_SIMILARITY, Encoder, Source, TransferTPE, make_source, portfolio
 
 log = logging.getLogger("hyperpilot.memory")
 SOURCE = "memory"
 SUMMARY_EVERY = 10  # the study's summary is rewritten on a new best and every 10 trials (finish: always)
 START_WAIT = 1.0  # seconds start() waits for a memory in use by another process (then: journal)
 FINISH_WAIT = 5.0  # seconds finish() waits for it, so that its journal is merged at once
+N_SOURCES = 8  # similar past tasks the transfer prior learns from (one per dataset and model)
+HORIZON = 20  # own trials after which BO alone proposes (its own model is fitted by then)
 
 
 class MemoryProposer(Proposer):
     """Warm-starts a study from the memory and writes its trials to it.
 
-    `k`: how many warm-start configs to queue (at most one per similar study, and at most
-    a third of the budget); `exclude_datasets`: datasets whose studies must not be used
-    (leave-one-out evaluation); `write=False` reads the memory without adding to it."""
+    `k`: the portfolio's size with the card default (at most a quarter of the budget);
+    `exclude_datasets`: datasets whose studies must not be used (leave-one-out
+    evaluation); `write=False` reads the memory without adding to it; `query`: what the
+    new task looks like, when the study has no dataset card (a benchmark's table);
+    `transfer=False`: the portfolio only, BO afterwards."""
 
     name = "memory"
 
     def __init__(self, memory: Memory | None = None, k: int = K, mix: Mix = MIX, *,
-                 exclude_datasets: Iterable[str] = (), write: bool = True) -> None:
+                 exclude_datasets: Iterable[str] = (), write: bool = True, query: Query | None = None,
+                 transfer: bool = True) -> None:
         self.memory = memory if memory is not None else Memory()  # opens on first use
         self.k = k
         self.mix = mix
         self.exclude_datasets = tuple(exclude_datasets)
         self.write = write
+        self.query = query
+        self.transfer = transfer
         self.neighbours: list[Neighbour] = []
+        self.sources: dict[str, list[Source]] = {}  # target model -> the similar past tasks it learns from
+        self._models: dict[str, tuple[Encoder, TransferTPE]] = {}
         self.warm: list[WarmStart] = []
         self._entries: dict[str, StudyEntry] = {}
         self._trials: dict[str, list[TrialEntry]] = {}
@@ -93,6 +108,9 @@ class MemoryProposer(Proposer):
     def start(self, ctx: StudyContext) -> list[Suggestion]:
         return self._guard(self._start, ctx) or []
 
+    def suggest(self, ctx: StudyContext) -> Suggestion | None:
+        return self._guard(self._suggest, ctx) if self._models else None
+
     def observe(self, ctx: StudyContext, record: TrialRecord) -> None:
         if self.write:
             self._guard(self._observe, ctx, record)
@@ -109,9 +127,9 @@ class MemoryProposer(Proposer):
         if busy:
             log.warning("memory in use by another process (pid %s): no warm start for this solve%s", memory.holder(),
                         "; its trials go to the memory's journal and join the memory later" if self.write else "")
-        text = study_text(ctx.dataset_card, str(task.task_type), str(task.metric))
         ids = {m: f"{task.study_name}/{m}" for m in ctx.space.models}
         if self.write:
+            text = study_text(ctx.dataset_card, str(task.task_type), str(task.metric))
             for model, card in ctx.space.cards.items():
                 self._entries[model] = StudyEntry(
                     id=ids[model], dataset=ctx.dataset_card.name, task_type=str(task.task_type), model=model,
@@ -133,15 +151,69 @@ class MemoryProposer(Proposer):
         if not ctx.fresh or busy or self.journaling:
             return []
         cards = list(ctx.space.cards.values())
-        self.neighbours = memory.similar(query_for(task, ctx.dataset_card), cards, self.k, mix=self.mix,
-                                         exclude_datasets=self.exclude_datasets, exclude_ids=ids.values())
-        defaults = [(m, c.default_config()) for m, c in ctx.space.cards.items()]
-        self.warm = warm_configs(self.neighbours, cards, n=min(self.k, max(1, (task.n_trials or 30) // 3)), skip=defaults)
-        if self.warm:
-            log.info("memory: %d warm-start config(s) from %s", len(self.warm), [w.neighbour.study.id for w in self.warm])
-        return [Suggestion(ws.model, ws.config, SOURCE,
-                           f"best config of similar study {ws.neighbour.study.id} (similarity {ws.neighbour.score:.2f})",
-                           attrs={"memory_study": ws.neighbour.study.id}) for ws in self.warm]
+        query = self.query or query_for(task, ctx.dataset_card)
+        found = memory.similar(query, cards, max(self.k, N_SOURCES), mix=self.mix,
+                               exclude_datasets=self.exclude_datasets, exclude_ids=ids.values())
+        self.neighbours = [nb for nb in found if nb.score >= MIN_SIMILARITY]
+        self.warm = warm_configs(self.neighbours[:self.k], cards, n=self.k)  # the planner's examples
+        self.sources = self._sources(self.neighbours, ctx)
+        n_portfolio = min(self.k - 1, max(1, (task.n_trials or 30) // 4))
+        picks: list[Suggestion] = []
+        for model, sources in self.sources.items():
+            enc = Encoder(ctx.space.cards[model].space)
+            if self.transfer:
+                self._models[model] = (enc, TransferTPE(sources, enc))
+            chosen = portfolio(sources, enc, n_portfolio, start=[ctx.space.cards[model].default_config()])
+            picks += [Suggestion(model, c, SOURCE, f"zero-shot portfolio over {len(sources)} similar past task(s)",
+                                 attrs={"memory_stage": "portfolio"}) for c in chosen]
+        picks = picks[:n_portfolio]
+        if picks or self._models:
+            log.info("memory: %d portfolio config(s) and a transfer model from %d similar task(s): %s", len(picks),
+                     sum(map(len, self.sources.values())), [n.study.id for n in self.neighbours])
+        return picks
+
+    def _sources(self, neighbours: list[Neighbour], ctx: StudyContext) -> dict[str, list[Source]]:
+        """Each neighbour as a transfer source for the model it serves: the trials of every
+        stored study of its (dataset, model, metric), mapped into that model's space."""
+        out: dict[str, list[Source]] = {}
+        with self.memory.held():
+            for nb in neighbours:
+                s = nb.study
+                where = {"$and": [{"dataset": s.dataset}, {"model": s.model}, {"metric": s.metric}]}
+                studies = sorted(self.memory.studies(where=where), key=lambda e: e.id)
+                trials = [t for e in studies for t in self.memory.trials(e.id)]
+                card = ctx.space.cards[nb.target_model]
+                src = make_source(f"{s.dataset}/{s.model}", nb.score, trials, s.direction, card.space, Encoder(card.space))
+                if src is not None:
+                    out.setdefault(nb.target_model, []).append(src)
+        return out
+
+    def _suggest(self, ctx: StudyContext) -> Suggestion | None:
+        """The transfer model's next config for the model with the best own result (or
+        the one with most sources), or None (BO proposes)."""
+        sign = 1.0 if ctx.task.direction == "maximize" else -1.0
+        own: dict[str, list[tuple[dict[str, Any], float]]] = {m: [] for m in self._models}
+        n_own = 0
+        for t in ctx.study.get_trials(deepcopy=False):
+            if t.state.is_finished():
+                n_own += 1
+            if t.state == optuna.trial.TrialState.COMPLETE and t.value is not None:
+                model, config = ctx.space.from_params(t.params)
+                if model in own:
+                    own[model].append((config, sign * float(t.value)))
+        if n_own >= HORIZON:
+            return None
+        best = {m: max((v for _, v in obs), default=-float("inf")) for m, obs in own.items()}
+        model = max(self._models, key=lambda m: (best[m], len(self.sources.get(m, [])), m))
+        enc, tpe = self._models[model]
+        obs = own[model]
+        X = np.array([enc.encode(c) for c, _ in obs]).reshape(len(obs), len(enc.params))
+        tried = ctx.tried()
+        for config in tpe.propose(X, np.array([v for _, v in obs]), seed=ctx.task.seed * 7919 + n_own):
+            if config_key(model, config) not in tried:
+                return Suggestion(model, config, SOURCE, f"transfer TPE over {len(tpe.sources)} similar past task(s) "
+                                  f"and {len(obs)} own result(s)", attrs={"memory_stage": "transfer"})
+        return None
 
     def _observe(self, ctx: StudyContext, record: TrialRecord) -> None:
         if record.model not in self._entries:

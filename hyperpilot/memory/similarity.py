@@ -52,7 +52,7 @@ class Mix:
 def meta_similarity(a: dict[str, float], b: dict[str, float]) -> float:
     """1 for identical meta-features, 0 for nothing in common (a key one side lacks counts
     as a full difference)."""
-    keys = set(a) | set(b)
+    keys = sorted(set(a) | set(b))  # a fixed order: the same float sum in every process
     if not keys:
         return 0.0
     total = 0.0

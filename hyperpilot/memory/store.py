@@ -416,53 +416,37 @@ class Memory:
 
     def similar(
         self, query: Query, cards: list[ModelCard], k: int = 3, *, mix: Mix | None = None,
-        exclude_datasets: Iterable[str] = (), exclude_ids: Iterable[str] = (), n_candidates: int = 64,
+        exclude_datasets: Iterable[str] = (), exclude_ids: Iterable[str] = (), per_dataset: bool = True,
     ) -> list[Neighbour]:
         """The `k` past studies most like `query` whose configs carry over to one of
-        `cards`, best first, at most one per (dataset, model): embedding similarity among
-        the `n_candidates` nearest texts, re-scored with meta-features and model (`Mix`)."""
+        `cards`, best first, at most one per (dataset, model) unless `per_dataset=False`:
+        cosine similarity of the card texts, mixed with meta-features and model (`Mix`).
+
+        Exact and reproducible: every candidate's embedding is read and ranked here in
+        numpy (no approximate index), scores are rounded to 9 digits, and ties go to the
+        better best score, then the smaller study id, so the same memory gives the same
+        neighbours in any process, whatever order its records were added in."""
         mix = mix or Mix()
         if k <= 0 or (not self._is_held() and not self.exists()):
             return []
-        vector = self.embed(query.text)
+        vector = np.asarray(self.embed(query.text), dtype=np.float64)
         with self._session() as hold:
-            return self._similar(hold, query, vector, cards, k, mix, set(exclude_ids), sorted(set(exclude_datasets)),
-                                 n_candidates)
-
-    def _similar(self, hold: _Hold, query: Query, vector: list[float], cards: list[ModelCard], k: int, mix: Mix,
-                 exclude_ids: set[str], excluded: list[str], n_candidates: int) -> list[Neighbour]:
-        n_studies = int(self._call(hold.studies.count))
-        if n_studies == 0:
-            return []
-        got = self._call(hold.studies.query, query_embeddings=[vector],
-                         n_results=min(n_candidates, n_studies), include=["metadatas", "distances"],
-                         where={"dataset": {"$nin": excluded}} if excluded else None)
-        # score from the small metadata; parse only the winners' full records
-        best: dict[tuple[str, str], tuple[float, float, str, float, float, float, str]] = {}
-        for sid, meta, dist in zip(got["ids"][0], got["metadatas"][0], got["distances"][0], strict=True):
-            params = [p for p in str(meta.get("params", "")).split(",") if p]
-            if sid in exclude_ids or not params:
-                continue
-            shares = [(transfer_share(str(meta["model"]), str(meta["family"]), params, c), c.name) for c in cards]
-            model_sim, target = max(shares) if shares else (0.0, "")
-            if model_sim <= 0:
-                continue
-            text_sim = 1.0 - float(dist)
-            meta_sim = meta_similarity(query.meta_features, json.loads(str(meta.get("meta", "{}"))))
-            score = mix.score(text_sim, meta_sim, model_sim)
-            signed = float("-inf")
-            if "best_score" in meta:
-                signed = float(meta["best_score"]) * (-1.0 if meta.get("direction") == "minimize" else 1.0)
-            key = (str(meta["dataset"]), str(meta["model"]))
-            if key not in best or (score, signed) > best[key][:2]:
-                best[key] = (score, signed, sid, text_sim, meta_sim, model_sim, target)
-        chosen = sorted(best.values(), key=lambda b: -b[0])[:k]
-        if not chosen:
-            return []
-        docs = self._call(hold.studies.get, ids=[c[2] for c in chosen], include=["documents"])
+            excluded = sorted(set(exclude_datasets))
+            got = self._call(hold.studies.get, where={"dataset": {"$nin": excluded}} if excluded else None,
+                             include=["metadatas", "embeddings"])
+            ranked = _rank(query, vector, cards, mix, set(exclude_ids), got)
+            if per_dataset:
+                first: dict[tuple[str, str], tuple[Any, ...]] = {}
+                for r in ranked:
+                    first.setdefault(r[-1], r)
+                ranked = list(first.values())  # dicts keep insertion order: still best first
+            chosen = ranked[:k]
+            if not chosen:
+                return []
+            docs = self._call(hold.studies.get, ids=[c[2] for c in chosen], include=["documents"])
         entries = {i: _study_from(d) for i, d in zip(docs["ids"], docs["documents"], strict=True)}
-        return [Neighbour(entries[sid], score, text_sim, meta_sim, model_sim, target)
-                for score, _, sid, text_sim, meta_sim, model_sim, target in chosen if sid in entries]
+        return [Neighbour(entries[sid], -neg, text_sim, meta_sim, model_sim, target)
+                for neg, _, sid, text_sim, meta_sim, model_sim, target, _ in chosen if sid in entries]
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -474,6 +458,37 @@ class Memory:
                 f"the memory at {self.path} failed ({type(e).__name__}: {_first_line(e)}); "
                 "it may be corrupt: move the folder away to start an empty one"
             ) from e
+
+
+def _rank(query: Query, vector: np.ndarray, cards: list[ModelCard], mix: Mix, exclude_ids: set[str],
+          got: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """Every candidate study that transfers to one of `cards`, as (−score, −signed best
+    score, id, text sim, meta sim, model sim, target model, (dataset, model)), best first."""
+    out = []
+    ids, metas, embeddings = got["ids"], got["metadatas"], got["embeddings"]
+    if not ids:
+        return []
+    matrix = np.asarray(embeddings, dtype=np.float64)
+    norms = np.linalg.norm(matrix, axis=1) * max(float(np.linalg.norm(vector)), 1e-12)
+    cosines = matrix @ vector / np.maximum(norms, 1e-12)
+    for sid, meta, cos in zip(ids, metas, cosines, strict=True):
+        params = [p for p in str(meta.get("params", "")).split(",") if p]
+        if sid in exclude_ids or not params:
+            continue
+        shares = [(transfer_share(str(meta["model"]), str(meta["family"]), params, c), c.name) for c in cards]
+        model_sim, target = max(shares) if shares else (0.0, "")
+        if model_sim <= 0:
+            continue
+        text_sim = round(float(cos), 9)
+        meta_sim = round(meta_similarity(query.meta_features, json.loads(str(meta.get("meta", "{}")))), 9)
+        score = round(mix.score(text_sim, meta_sim, model_sim), 9)
+        signed = float("-inf")
+        if "best_score" in meta:
+            signed = float(meta["best_score"]) * (-1.0 if meta.get("direction") == "minimize" else 1.0)
+        out.append((-score, -signed, str(sid), text_sim, meta_sim, model_sim, target,
+                    (str(meta["dataset"]), str(meta["model"]))))
+    out.sort(key=lambda r: r[:3])
+    return out
 
 
 def _hold_of(key: str) -> _Hold | None:

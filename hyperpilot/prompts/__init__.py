@@ -1,7 +1,7 @@
 """Prompt templates, one per planner decision (package data: `prompts/*.yaml`).
 
 Each YAML file holds Jinja templates for the `system` and `user` messages of one decision
-(`parse_request`, `initial_design`, `next_candidates`, `summarise`) or of the retry
+(`parse_request`, `initial_design`, `next_candidates`) or of the retry
 feedback (`retry`). They render with `StrictUndefined`: a missing variable is an error,
 never an empty string in a prompt. `tests/test_prompts.py` renders every template."""
 

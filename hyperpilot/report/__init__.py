@@ -26,9 +26,10 @@ from hyperpilot.report.plots import (
     plot_model,
     remove_stale,
 )
+from hyperpilot.report.programs import program_rows, program_summary
 from hyperpilot.report.tables import cell, markdown, model_rows, trials_frame, versions
 
-__all__ = ["accounting", "accounting_rows", "source_ranks", "write_report"]
+__all__ = ["accounting", "accounting_rows", "program_rows", "program_summary", "source_ranks", "write_report"]
 
 
 def write_report(result: Result, folder: Path, study: optuna.Study) -> None:
@@ -72,6 +73,7 @@ def write_report(result: Result, folder: Path, study: optuna.Study) -> None:
         "model_path": result.model_path.name,
         "llm": llm,
         "best_program": program,
+        "programs": program_summary(study),
         "versions": versions(),
         "run_settings": studies.run_settings(study),
     }
@@ -180,16 +182,22 @@ def _llm_section(study: optuna.Study) -> tuple[dict[str, Any] | None, str]:
 
 
 def _program_section(study: optuna.Study, folder: Path, best_model: str) -> tuple[dict[str, Any] | None, str]:
-    """The best LLM-written program (recorded in the study by `agent.code_proposer`), if any."""
+    """The LLM-written programs (`report.programs`: counts read from the trials) and the best
+    one (recorded in the study by `agent.code_proposer`), if any."""
+    summary = program_summary(study)
+    if summary is None:
+        return None, ""
+    rows = "\n".join(f"| {k} | {v.replace('|', '/')} |" for k, v in program_rows(summary))
+    md = f"\n## Programs (code as a hyperparameter)\n| | |\n|---|---|\n{rows}\n"
     info = study.user_attrs.get("best_program")
     if not info:
-        return None, ""
+        return None, md
     trial = study.trials[int(info["trial"])]
     code = str(trial.user_attrs.get("code", ""))
     (folder / "best_program.py").write_text(code, encoding="utf-8")
     note = "the best model of the study" if best_model == "custom_code" else "the best custom program (another model won)"
-    md = (f"\n## Best program\n\n`{info['code_id']}` — trial {info['trial']}, value {info['value']:.4f}, {note}; "
-          f"saved as `best_program.py`.\n\n```python\n{code.rstrip()}\n```\n")
+    md += (f"\n## Best program\n\n`{info['code_id']}` — trial {info['trial']}, value {info['value']:.4f}, {note}; "
+           f"saved as `best_program.py`.\n\n```python\n{code.rstrip()}\n```\n")
     return {**info, "file": "best_program.py"}, md
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from hyperpilot.agent.llm.base import LLM, Completion, LLMTimeout, LLMUnavailable, Message
+from hyperpilot.agent.llm.base import LLM, Choice, Completion, LLMBadAnswer, LLMTimeout, LLMUnavailable, Message
 from hyperpilot.agent.llm.chat_model import ChatModelLLM
 from hyperpilot.agent.llm.embedded import EmbeddedLLM, check_runtime, smollm2_path
 from hyperpilot.agent.llm.openai_compat import OpenAICompatLLM, check_key_env
@@ -28,7 +28,8 @@ from hyperpilot.agent.llm.scripted import ScriptedLLM
 from hyperpilot.errors import LLMError
 
 __all__ = [
-    "LLM", "ChatModelLLM", "Completion", "EmbeddedLLM", "LLMError", "LLMTimeout", "LLMUnavailable", "Message",
+    "LLM", "ChatModelLLM", "Choice", "Completion", "EmbeddedLLM", "LLMBadAnswer", "LLMError", "LLMTimeout",
+    "LLMUnavailable", "Message",
     "OpenAICompatLLM", "ScriptedLLM", "register_backend", "resolve_llm", "smollm2_path",
 ]
 

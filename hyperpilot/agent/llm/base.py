@@ -8,6 +8,10 @@ Lifecycle of a backend:
   answer (`agent.planner`), because no backend is trusted.
 - `text(prompt)` is the same call without a schema and with one user message: a plain
   `str -> str` callable, e.g. for a code writer (`CodeProposer(write_code=llm.text)`).
+- `choose(messages, n)` picks one of `n` lettered options (A, B, …) that the messages
+  present, and nothing else: by default one `chat` call whose schema allows only the
+  letters; a backend that can read its own next-token log-probabilities (the embedded one)
+  scores the letters in one forward pass instead, with no generation at all.
 
 Errors a backend raises (all `LLMError`): `LLMUnavailable` (not installed, endpoint down,
 rate-limited, server error) and `LLMTimeout`. What the model got *wrong* (bad JSON, out of
@@ -16,6 +20,7 @@ range) is not an error here; the planner feeds it back to the model with a retry
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -61,6 +66,10 @@ class LLMTimeout(LLMError):
     """The backend did not answer within the call's timeout."""
 
 
+class LLMBadAnswer(LLMError):
+    """The backend answered, but not in the form asked (e.g. no option letter)."""
+
+
 @dataclass(frozen=True)
 class Completion:
     """One answer and what it cost."""
@@ -68,6 +77,20 @@ class Completion:
     text: str
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    seconds: float = 0.0
+
+
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One pick among lettered options: the index (0 is A), the options' scores when the
+    backend can read them (log-probabilities, else empty), and what the call cost."""
+
+    index: int
+    scores: tuple[float, ...] = ()
+    prompt_tokens: int = 0
     seconds: float = 0.0
 
 
@@ -113,6 +136,23 @@ class LLM(ABC):
     def text(self, prompt: str, *, max_tokens: int = 1024, timeout: float = 120.0) -> str:
         """Plain text for one user prompt (no schema): a `str -> str` callable."""
         return self.chat([{"role": "user", "content": prompt}], max_tokens=max_tokens, timeout=timeout).text
+
+    def choose(self, messages: list[Message], n: int, *, timeout: float = 30.0) -> Choice:
+        """Which of `n` options, lettered A, B, … in `messages`, the model prefers.
+
+        This default asks `chat` for `{"choice": LETTER}` under a schema that allows only the
+        `n` letters; an answer that is not one of them raises `LLMBadAnswer` (the caller falls back)."""
+        if not 2 <= n <= len(LETTERS):
+            raise LLMError(f"choose() takes 2 to {len(LETTERS)} options, got {n}")
+        schema = {"type": "object", "properties": {"choice": {"enum": list(LETTERS[:n])}}, "required": ["choice"]}
+        completion = self.chat(messages, schema=schema, max_tokens=12, timeout=timeout)
+        try:
+            letter = json.loads(completion.text)["choice"]
+            index = LETTERS[:n].index(letter)
+        except (ValueError, KeyError, TypeError) as e:
+            raise LLMBadAnswer(f"{self.describe()} answered {completion.text[:60]!r}, not one of the letters "
+                               f"{LETTERS[:n]}") from e
+        return Choice(index, (), completion.prompt_tokens, completion.seconds)
 
     def describe(self) -> str:
         return f"{self.backend}:{self.model}"

@@ -1,0 +1,166 @@
+"""Seconds per planner decision of the embedded model, one variant per way of asking it.
+
+Each decision is a real one: a short real study of the problem's model (random trials on
+its data, hyperpilot's `StudyLoop` on the cross-validation objective, as `evals.llm_calls`)
+gives the history, BO's own candidates (`policy.bo_candidates`, the policy's 4) are the
+options, then BO's first candidate runs so the history grows between decisions. Every
+variant answers the same decision; the cold ones share one `EmbeddedLLM` (`n_threads=1`) and
+clear its cache first, each cached one has its own, which sees only its own decisions (as
+in a study at rate 0.1, where nothing else calls the model in between):
+
+- `json-long`: the pre-issue pick: the old template (goal, search space, 8 trials best
+  first, numbered candidates, "a short reason"), JSON `{"choice": i, "reason": "..."}`
+  generated under the grammar, cache cleared first (every call evaluates its prompt);
+- `json-short`: today's short template, JSON `{"choice": LETTER}` generated (`LLM.choose`'s
+  default path, the one endpoints take), cache cleared first;
+- `json-short-cached`: the same with llama.cpp's prefix reuse (the KV cache of the last
+  call's matching prefix is kept, as in a study);
+- `logprob-cold`: `EmbeddedLLM.choose` (the letters scored by log-probability in one
+  forward pass, nothing generated), cache cleared first;
+- `logprob`: `EmbeddedLLM.choose` as shipped (the instructions stay cached).
+
+    flock /tmp/hp-bench.lock nice -n 10 .venv/bin/python -m evals.llm_latency --problems 6 --decisions 4
+
+Appends one JSON line per call to evals/results/llm_latency.jsonl and prints a table. Times
+depend on what else runs on the machine: compare the variants of one run side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import numpy as np
+
+from evals.llm_calls import PROBLEMS, Next, context
+from evals.runner import RESULTS
+from evals.spaces import benchmark_cards
+from hyperpilot.agent.llm import LLM, EmbeddedLLM
+from hyperpilot.agent.planner import Proposal
+from hyperpilot.agent.policy import N_CANDIDATES, bo_candidates, history_lines
+from hyperpilot.core import StudyContext, StudyLoop, Suggestion
+from hyperpilot.prompts import fmt_config, render
+from hyperpilot.space import CategoricalParam
+
+VARIANTS = ("json-long", "json-short", "json-short-cached", "logprob-cold", "logprob")
+OUT = RESULTS / "llm_latency.jsonl"
+# the next_candidates template before this change (git show HEAD~:hyperpilot/prompts/next_candidates.yaml)
+OLD_SYSTEM = "You are an expert in tuning machine-learning models. You answer with JSON only."
+OLD_USER = jinja2.Template("""Goal: {{ direction }} {{ metric }} ({{ "higher" if direction == "maximize" else "lower" }} is better).
+Search space:
+{% for line in space %}- {{ line }}
+{% endfor %}
+Trials so far, best first ({{ n_done }} finished):
+{% for line in history %}{{ line }}
+{% endfor %}
+Candidates for the next trial:
+{% for line in candidates %}{{ loop.index0 }}: {{ line }}
+{% endfor %}
+Which candidate is most likely to beat the best score so far? Answer with its number and a short reason.""")
+
+
+def old_messages(ctx: StudyContext, candidates: list[Proposal]) -> list[dict[str, str]]:
+    space = [f"{p.name}: one of {p.choices}" if isinstance(p, CategoricalParam) else
+             f"{p.name}: {p.type} in [{p.low:g}, {p.high:g}]{' log' if p.log else ''}"
+             for card in ctx.space.cards.values() for p in card.space.params]
+    model = ctx.space.models[0]
+    user = OLD_USER.render(direction=ctx.task.direction, metric=ctx.task.metric, space=space, n_done=ctx.n_done,
+                           history=[f"{line.split(' | ')[0]} | {model} {line.split(' | ')[1]}" for line in
+                                    history_lines(ctx, limit=8)],
+                           candidates=[f"{c.model} {fmt_config(c.config)}" for c in candidates])
+    return [{"role": "system", "content": OLD_SYSTEM}, {"role": "user", "content": user}]
+
+
+def _is_cold(variant: str) -> bool:
+    return variant in ("json-long", "json-short", "logprob-cold")
+
+
+def decide(llm: EmbeddedLLM, variant: str, ctx: StudyContext, candidates: list[Proposal]) -> dict[str, Any]:
+    """One decision in `variant`: seconds, tokens evaluated or generated, the option chosen."""
+    letters = [f"{chr(65 + i)}: {fmt_config(c.config)}" for i, c in enumerate(candidates)]
+    short = render("next_candidates", metric=ctx.task.metric, direction=ctx.task.direction, models=1,
+                   history=history_lines(ctx), n_done=ctx.n_done, candidates=letters)
+    if _is_cold(variant):
+        llm.forget()
+    start = time.perf_counter()
+    if variant == "json-long":
+        schema = {"type": "object", "properties": {"choice": {"enum": list(range(len(candidates)))},
+                                                   "reason": {"type": "string", "maxLength": 80}},
+                  "required": ["choice", "reason"]}
+        completion = llm.chat(old_messages(ctx, candidates), schema=schema, max_tokens=320, timeout=600)
+        try:
+            index = int(json.loads(completion.text)["choice"])
+        except (ValueError, KeyError, TypeError):
+            index = -1
+        tokens, generated = completion.prompt_tokens, completion.completion_tokens
+    elif variant.startswith("json-short"):
+        choice = LLM.choose(llm, short, len(candidates), timeout=600)  # the generic path: generate the JSON
+        index, tokens, generated = choice.index, choice.prompt_tokens, -1
+    else:
+        choice = llm.choose(short, len(candidates))
+        index, tokens, generated = choice.index, choice.prompt_tokens, 0
+    return {"variant": variant, "seconds": round(time.perf_counter() - start, 4), "prompt_tokens": tokens,
+            "generated_tokens": generated, "choice": index}
+
+
+def main(argv: list[str] | None = None) -> int:
+    with benchmark_cards():
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m evals.llm_latency", description=__doc__.splitlines()[0])
+    parser.add_argument("--problems", type=int, default=6)
+    parser.add_argument("--decisions", type=int, default=4, help="decisions per problem")
+    parser.add_argument("--history", type=int, default=9, help="real trials before the first decision")
+    parser.add_argument("--out", default=str(OUT))
+    args = parser.parse_args(argv)
+    cold, cached = EmbeddedLLM(n_threads=1), {v: EmbeddedLLM(n_threads=1) for v in VARIANTS if not _is_cold(v)}
+    for llm in (cold, *cached.values()):
+        llm.load()
+    out = Path(args.out)
+    run = time.strftime("%Y%m%d-%H%M%S")
+    rows: list[dict[str, Any]] = []
+    for i, (dataset, model, metric) in enumerate(PROBLEMS[: args.problems]):
+        ctx, objective = context(dataset, model, metric, args.history, seed=i)
+        for j in range(args.decisions):
+            ctx.n_done = len(ctx.study.trials)
+            candidates = bo_candidates(ctx, N_CANDIDATES, seed=1000 * i + j)
+            for variant in VARIANTS:
+                row = {"run": run, "problem": f"{dataset}-{model}", "decision": j, "n_done": ctx.n_done,
+                       **decide(cached.get(variant, cold), variant, ctx, candidates)}
+                rows.append(row)
+                with out.open("a") as f:
+                    f.write(json.dumps(row) + "\n")
+            first = Suggestion(candidates[0].model, candidates[0].config, "bo")
+            StudyLoop(ctx, objective, [Next(first)]).run(len(ctx.study.trials) + 1)
+        print(f"{dataset}-{model}: {len(rows)} calls so far", flush=True)
+    print(table(rows))
+    return 0
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    lines = ["| variant | decisions | s/decision median | p90 | max | prompt tokens evaluated (mean) | "
+             "same choice as `logprob` |", "|---|---|---|---|---|---|---|"]
+    ref = {(r["problem"], r["decision"]): r["choice"] for r in rows if r["variant"] == "logprob"}
+    for variant in VARIANTS:
+        sel = [r for r in rows if r["variant"] == variant]
+        if not sel:
+            continue
+        secs = np.array([r["seconds"] for r in sel])
+        same = sum(r["choice"] == ref.get((r["problem"], r["decision"])) for r in sel)
+        lines.append(f"| {variant} | {len(sel)} | {np.median(secs):.2f} | {np.quantile(secs, 0.9):.2f} | "
+                     f"{secs.max():.2f} | {np.mean([r['prompt_tokens'] for r in sel]):.0f} | {same}/{len(sel)} |")
+    choices = [r["choice"] for r in rows if r["variant"] == "logprob"]
+    if choices:
+        counts = np.bincount(choices, minlength=N_CANDIDATES)
+        lines += ["", "`logprob` picks by letter: " + ", ".join(f"{chr(65 + i)} {c}" for i, c in enumerate(counts))]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
