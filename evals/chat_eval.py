@@ -15,9 +15,11 @@ Paths:
     rules      no LLM: keyword rules and the request parser (what `hyperpilot chat` does
                with the embedded model too: it is not asked to route, FACTS.md)
     embedded   SmolLM2-135M (llama.cpp, 1 thread) treated as a capable model
-               (`free_proposals` on): it picks every action through the constrained JSON
-               action and reads requests through the typed schema; the rules take over only
-               where its answer fails validation
+               (`free_proposals` on): it reads each request through the typed request schema
+               (target among the columns, metric, models …; the rules' literal reading still
+               wins) and would pick each follow-up through the constrained JSON action — but
+               llama.cpp cannot build a grammar for that union of every tool's arguments (and
+               the process segfaults), so those calls are refused here and the rules route
 
     .venv/bin/python -m evals.chat_eval                      # rules (seconds)
     flock /tmp/hp-bench.lock nice -n 10 .venv/bin/python -m evals.chat_eval --embedded
@@ -29,9 +31,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -201,7 +206,7 @@ class TimedEmbedded:
 
     def __new__(cls) -> Any:
         from hyperpilot.agent.llm import EmbeddedLLM
-        from hyperpilot.agent.llm.base import Completion, LLMTimeout
+        from hyperpilot.agent.llm.base import Completion, LLMTimeout, LLMUnavailable
 
         class Timed(EmbeddedLLM):
             def __init__(self) -> None:
@@ -210,6 +215,12 @@ class TimedEmbedded:
                 self.timings: list[dict[str, Any]] = []
 
             def _chat(self, messages: Any, schema: Any, max_tokens: int, timeout: float) -> Any:
+                if schema is not None and schema.get("title") == "Action":
+                    # llama.cpp 0.3.36 cannot build a grammar for the whole action union ("number of
+                    # rules ... exceeds sane defaults") and the process then segfaults: refused here,
+                    # so the rules route and the model still reads the requests (its typed schema)
+                    self.timings.append({"refused": "action schema", "first_token_s": None, "seconds": 0.0, "tokens": 0})
+                    raise LLMUnavailable("llama.cpp cannot build a grammar for the action schema")
                 with self._lock:
                     llama = self.load()
                     start = time.perf_counter()
@@ -256,7 +267,11 @@ def summary(rows: list[dict[str, Any]]) -> str:
         lines.append(f"| {path} | {sum(r['correct'] for r in mine)}/{len(mine)} | {sum(bool(r['stuck']) for r in mine)} | "
                      f"{sum(bool(r['wrong']) and not r['stuck'] for r in mine)} | {asked} ({needed}) | "
                      f"{statistics.median(turn_s):.2f} / {max(turn_s):.2f} |")
-    timed = [c for r in rows if r["path"] == "embedded" for c in r.get("llm_calls", [])]
+    every = [c for r in rows if r["path"] == "embedded" for c in r.get("llm_calls", [])]
+    timed = [c for c in every if not c.get("refused")]
+    if len(every) > len(timed):
+        lines.append(f"\nembedded: {len(every) - len(timed)} action choices refused (llama.cpp cannot build the "
+                     "action grammar); the rules routed those turns")
     if timed:
         first = [c["first_token_s"] for c in timed if c["first_token_s"] is not None]
         lines.append("")
@@ -267,6 +282,21 @@ def summary(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+@contextmanager
+def _environ(**values: str) -> Iterator[None]:
+    """The variables set for the run, restored after (a test may call `main`)."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m evals.chat_eval", description=__doc__)
     parser.add_argument("--embedded", action="store_true", help="also the embedded model (slow: run under the bench lock)")
@@ -275,9 +305,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fresh", action="store_true", help="ignore the cache")
     parser.add_argument("-v", "--verbose", action="store_true", help="every conversation's turns and what went wrong")
     args = parser.parse_args(argv)
-    import os
-
-    os.environ.setdefault("HYPERPILOT_LLM", "none")
     cases = yaml.safe_load(CONVERSATIONS.read_text(encoding="utf-8"))
     if args.only:
         cases = [c for c in cases if c["id"] in args.only.split(",")]
@@ -288,9 +315,8 @@ def main(argv: list[str] | None = None) -> int:
         out.unlink()
     paths = ["rules", *(["embedded"] if args.embedded else [])]
     llm: Any = None
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, _environ(HYPERPILOT_HOME=str(Path(tmp) / "home"), HYPERPILOT_LLM="none"):
         folder = Path(tmp)
-        os.environ["HYPERPILOT_HOME"] = str(folder / "home")
         make_tables(folder)
         for path in paths:
             for case in cases:

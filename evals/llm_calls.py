@@ -3,7 +3,8 @@
 Real prompts: for each problem, a short real study (random trials of the problem's model
 on its data, run by hyperpilot's `StudyLoop` on the cross-validation objective) gives the history; then the planner's own templates and schemas are sent to the
 model exactly as `LLMProposer` sends them — initial designs with numbers offered as enums,
-picks among BO candidates — plus, for comparison, initial designs with *free* numbers
+picks among BO candidates (since the picks became letters scored by log-probability,
+`evals.llm_latency` measures them in more detail) — plus, for comparison, initial designs with *free* numbers
 (`minimum`/`maximum` in the schema, which llama.cpp's grammar ignores). One raw call each
 through the planner with no retries, so the rates are the model's own.
 
@@ -29,8 +30,8 @@ from pydantic import BaseModel, Field, ValidationError, create_model
 from evals.runner import RESULTS
 from evals.spaces import bench_card, benchmark_cards
 from hyperpilot.agent.llm import EmbeddedLLM
-from hyperpilot.agent.planner import AnswerError, Planner, space_lines
-from hyperpilot.agent.policy import bo_candidates, history_lines
+from hyperpilot.agent.planner import AnswerError, Planner
+from hyperpilot.agent.policy import N_CANDIDATES, bo_candidates, columns, history_lines
 from hyperpilot.cards import DatasetCard
 from hyperpilot.core import Proposer, StudyContext, StudyLoop, StudySpace, Suggestion
 from hyperpilot.core.cv import CrossValidation
@@ -156,11 +157,10 @@ def _main(argv: list[str] | None) -> int:
         keep(measured(planner, "initial_design/range",
                       planner.ask, "initial_design", free, free_schema(ctx, 2), lambda a: a, max_tokens=640), name)
         for j in range(args.picks):
-            candidates = bo_candidates(ctx, 4, seed=1000 * i + j)  # as many as the policy offers (3 BO + 1 random)
-            pick_vars = {"metric": ctx.task.metric, "direction": ctx.task.direction, "space": space_lines(ctx.space),
-                         "history": history_lines(ctx), "n_done": len(ctx.study.trials), "examples": []}
-            keep(measured(planner, "next_candidates/pick",
-                          planner.next_candidate, ctx.space, pick_vars, candidates, set()), name)
+            candidates = bo_candidates(ctx, N_CANDIDATES, seed=1000 * i + j)  # as many as the policy offers
+            pick_vars = {"metric": ctx.task.metric, "direction": ctx.task.direction, "columns": columns(ctx),
+                         "history": history_lines(ctx), "n_done": len(ctx.study.trials)}
+            keep(measured(planner, "next_candidates/pick", planner.pick, pick_vars, candidates), name)
             # run BO's first candidate, so the history grows as in a study
             first = Suggestion(candidates[0].model, candidates[0].config, "bo")
             StudyLoop(ctx, objective, [Next(first)]).run(len(ctx.study.trials) + 1)

@@ -1,162 +1,179 @@
-"""Hybrid LLM + BO against BO alone and plain Optuna TPE, on Bayesmark-style problems.
+"""The hybrid (BO + an LLM picking among BO's own candidates) against `tpe+default` and
+hyperpilot's BO alone, on the `fast` suite, with the embedded model or an OpenAI-compatible
+endpoint.
 
-Methods (each on the same objective: the problem's model, 5-fold CV, fixed data seed):
-- `random`: random search (the normalising baseline of Bayesmark's score);
-- `tpe`: plain Optuna TPE (`optuna.create_study` + `TPESampler(seed)`, ask/tell);
-- `hyperpilot-bo`: `Assistant(llm="none")` — card default, then multivariate TPE;
-- `hyperpilot-llm-R`: `Assistant(llm=EmbeddedLLM(seed), llm_rate=R)` — card default, the
-  LLM's initial design, then the LLM replaces BO's candidate at rate R.
+Methods (each on the problem's objective, 5-fold CV, fixed data seed; trials in-process):
+- `hyperpilot-llm-R`: `Assistant(llm="none", memory=None)` + `LLMProposer(EmbeddedLLM(seed), rate=R)`:
+  the card default, then at R of the steps the embedded model picks one of BO's 4
+  candidates by the log-probabilities of their letters (`EmbeddedLLM.choose`);
+- `hyperpilot-llm-endpoint-R`: the same policy through `OpenAICompatLLM` (`--endpoint URL#MODEL`,
+  or `--serve`: this benchmark starts llama.cpp's server on 127.0.0.1 with the bundled
+  SmolLM2 GGUF, one thread, and stops it at the end); the endpoint answers the letter as
+  JSON (`LLM.choose`'s default path);
+- baselines from evals/results/fast.jsonl (`python -m evals run --suite fast`): `random`
+  (the normalising baseline), `tpe+default`, `hyperpilot-bo`.
 
-Cells are cached per (problem, method, seed) in evals/results/llm_hybrid.jsonl (resumable:
-rerun the same command and it goes on); the planner's accounting per hybrid run goes to
-evals/results/llm_hybrid_planner.jsonl. Seeds run outermost, so a partial run covers every
-problem.
+Cells are cached per (problem, method, seed) in evals/results/fast-llm-pick.jsonl
+(resumable: rerun the same command and it goes on; seeds run outermost, so a partial run
+covers every problem); the planner's accounting per run goes to
+evals/results/llm_pick_planner.jsonl.
 
-    nice .venv/bin/python -m evals.llm_hybrid run --seeds 5 --budget 30 --rates 0.25,0.5 [--timeout 120]
+    flock /tmp/hp-bench.lock nice -n 10 .venv/bin/python -m evals.llm_hybrid run --seeds 3 --rates 0.1
+    flock /tmp/hp-bench.lock nice -n 10 .venv/bin/python -m evals.llm_hybrid run --seeds 1 --rates 0.1 --serve
+    HYPERPILOT_API_KEY=... .venv/bin/python -m evals.llm_hybrid run --endpoint https://HOST/v1#MODEL --out mine.jsonl
     .venv/bin/python -m evals.llm_hybrid report
 """
 
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
 from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from evals.methods import Method, Trace
 from evals.methods.hyperpilot import Hyperpilot
-from evals.methods.optuna_samplers import OptunaSampler
-from evals.methods.random_search import RandomSearch
 from evals.problems import Problem, get_problems
-from evals.report import detail_markdown, leaderboard_markdown
+from evals.report import leaderboard_markdown, paired_markdown, versus_markdown
 from evals.runner import RESULTS, load_rows, run_cells
-from evals.scoring import expected_min
 
-PROBLEMS = ["bm-iris-knn-accuracy", "bm-wine-decision_tree-accuracy", "bm-breast_cancer-svm-accuracy",
-            "bm-breast_cancer-logistic_regression-accuracy", "bm-diabetes-ridge-mse", "bm-diabetes-decision_tree-mse"]
-OUT = RESULTS / "llm_hybrid.jsonl"
-PLANNER_OUT = RESULTS / "llm_hybrid_planner.jsonl"
-
-
-def _no_memory() -> dict[str, Any]:
-    """Switch the trial memory off where the Assistant has one: it would differ per run."""
-    from hyperpilot import Assistant
-
-    return {"memory": False} if "memory" in inspect.signature(Assistant).parameters else {}
+OUT = RESULTS / "fast-llm-pick.jsonl"
+PLANNER_OUT = RESULTS / "llm_pick_planner.jsonl"
+BASELINES = RESULTS / "fast.jsonl"
+BASELINE_METHODS = ("random", "tpe+default", "hyperpilot-bo")
 
 
 class Hybrid(Hyperpilot):
-    """hyperpilot with the embedded LLM at `rate` (a fresh, seeded model per run, and a call
-    timeout of `timeout` seconds); records the planner's accounting per run."""
+    """hyperpilot with `make_llm(seed)` picking at `rate`; records the planner's accounting."""
 
-    def __init__(self, rate: float, timeout: float) -> None:
-        super().__init__(f"hyperpilot-llm-{rate:g}", llm="none", **_no_memory())
-        self.rate = rate
-        self.timeout = timeout
+    def __init__(self, name: str, rate: float, make_llm: Callable[[int], Any], planner_out: Path) -> None:
+        super().__init__(name, llm="none", memory=None)
+        self.rate, self.make_llm, self.planner_out = rate, make_llm, planner_out
 
     def run(self, problem: Problem, budget: int, seed: int) -> Trace:
-        from hyperpilot.agent.llm import EmbeddedLLM
         from hyperpilot.agent.policy import LLMProposer
 
-        self.assistant_kwargs["proposers"] = [LLMProposer(EmbeddedLLM(seed=seed), rate=self.rate, timeout=self.timeout)]
+        proposer = LLMProposer(self.make_llm(seed), rate=self.rate)
+        self.assistant_kwargs["proposers"] = [proposer]
         trace = super().run(problem, budget, seed)
-        stats = self._last.llm_stats()
-        with PLANNER_OUT.open("a") as f:
+        with self.planner_out.open("a") as f:
             f.write(json.dumps({"problem": problem.name, "method": self.name, "seed": seed, "budget": budget,
-                                "wall_seconds": round(trace.wall_seconds, 3), **stats}) + "\n")
+                                "wall_seconds": round(trace.wall_seconds, 3), "stats": proposer.planner.stats.to_dict(),
+                                "proposed": proposer._proposed, "used": proposer._used}) + "\n")  # noqa: SLF001
         return trace
 
-    def assistant(self, problem: Problem) -> Any:
-        assistant = super().assistant(problem)
-        self._last = _Probe(assistant)
-        return assistant
+
+def embedded(seed: int) -> Any:
+    from hyperpilot.agent.llm import EmbeddedLLM
+
+    return EmbeddedLLM(seed=seed)
 
 
-class _Probe:
-    def __init__(self, assistant: Any) -> None:
-        self.assistant = assistant
+def endpoint(spec: str) -> Callable[[int], Any]:
+    """An `OpenAICompatLLM` for `URL#MODEL` that only picks (as the embedded model does)."""
+    url, _, model = spec.partition("#")
+    if not model:
+        raise SystemExit(f"--endpoint {spec!r} names no model; append it after '#', e.g. {url}#my-model")
 
-    def llm_stats(self) -> dict[str, Any]:
-        from hyperpilot.agent.policy import LLMProposer
+    def make(seed: int) -> Any:
+        from hyperpilot.agent.llm import OpenAICompatLLM
 
-        proposer = next(p for p in self.assistant.proposers if isinstance(p, LLMProposer))
-        return {"stats": proposer.planner.stats.to_dict(), "proposed": proposer._proposed, "used": proposer._used}  # noqa: SLF001
+        return OpenAICompatLLM(model, base_url=url, free_proposals=False, seed=seed)
 
-
-def methods(rates: list[float], timeout: float) -> list[Method]:
-    return [RandomSearch(), OptunaSampler("tpe"), Hyperpilot("hyperpilot-bo", llm="none", **_no_memory()),
-            *[Hybrid(r, timeout) for r in rates]]
+    return make
 
 
-def report(rows: list[dict[str, Any]]) -> str:
-    """Leaderboard, per-problem scores, per-seed wins against BO alone, planner overhead."""
-    rows = list({(r["problem"], r["method"], r["seed"]): r for r in reversed(rows) if r["problem"] in PROBLEMS}.values())
-    out = [leaderboard_markdown(rows, f"LLM hybrid, {len({r['problem'] for r in rows})} problems, budget 30"), "",
-           detail_markdown(rows), ""]
-    hybrids = sorted({r["method"] for r in rows if r["method"].startswith("hyperpilot-llm")})
-    by_cell = {(r["problem"], r["method"], r["seed"]): min(r["losses"]) for r in rows}
-    out += ["Per seed, best loss after 30 trials against `hyperpilot-bo` (same problem and seed):", "",
-            "| method | better | equal | worse | mean normalised score at n=30, hybrid vs bo (same cells) |",
-            "|---|---|---|---|---|"]
+@contextmanager
+def llama_server() -> Iterator[str]:
+    """llama.cpp's OpenAI-compatible server on 127.0.0.1 with the bundled model; yields `URL#MODEL`."""
+    from hyperpilot.agent.llm import smollm2_path
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_path()),
+                                 "--model_alias", "smollm2", "--host", "127.0.0.1", "--port", str(port),
+                                 "--n_threads", "1", "--n_ctx", "4096"], stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}/v1"
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    urllib.request.urlopen(f"{url}/models", timeout=1).read()
+                    break
+                except OSError:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        log.seek(0)
+                        raise SystemExit(f"llama.cpp server did not start: {log.read()[-1500:].decode(errors='replace')}")  # noqa: B904
+                    time.sleep(0.3)
+            yield f"{url}#smollm2"
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def report(rows: list[dict[str, Any]], planner_path: Path = PLANNER_OUT) -> str:
+    """Leaderboard, paired sign tests against tpe+default, the hybrids against BO alone cell
+    by cell, and what the planner cost."""
+    hybrids = sorted({r["method"] for r in rows if r["method"].startswith("hyperpilot-llm-")})
+    problems = {r["problem"] for r in rows if r["method"] in hybrids}
+    seeds = {r["seed"] for r in rows if r["method"] in hybrids}
+    rows = [r for r in rows if r["problem"] in problems and r["seed"] in seeds]
+    out = [leaderboard_markdown(rows, f"Hybrid (LLM picks among BO's candidates), {len(problems)} fast problems, "
+                                      f"seeds {sorted(seeds)}"), "", paired_markdown(rows, "tpe+default"), ""]
     for m in hybrids:
-        better = equal = worse = 0
-        for (p, method, s), loss in by_cell.items():
-            if method != m or (p, "hyperpilot-bo", s) not in by_cell:
-                continue
-            bo = by_cell[(p, "hyperpilot-bo", s)]
-            better += loss < bo - 1e-12
-            worse += loss > bo + 1e-12
-            equal += abs(loss - bo) <= 1e-12
-        paired = _paired_scores(rows, m)
-        diff = np.mean([h - b for h, b in paired]) if paired else float("nan")
-        out.append(f"| {m} | {better} | {equal} | {worse} | {np.mean([h for h, _ in paired]):.3f} vs "
-                   f"{np.mean([b for _, b in paired]):.3f} ({diff:+.3f}) over {len(paired)} paired runs |")
-    planner = [json.loads(line) for line in PLANNER_OUT.read_text().splitlines()] if PLANNER_OUT.exists() else []
-    planner = list({(p["problem"], p["method"], p["seed"]): p for p in reversed(planner)}.values())  # first of duplicates
+        out += [f"**{m} against tpe+default** (mean normalised score over problems):", "",
+                versus_markdown(rows, m, "tpe+default"), ""]
+    by_cell = {(r["problem"], r["method"], r["seed"]): r["losses"] for r in rows}
+    out += ["Per cell (problem, seed), best loss against `hyperpilot-bo` at n trials, and the cells whose first "
+            "10 trials are those of `hyperpilot-bo` (the LLM first acts at trial 11 at rate 0.1):", "",
+            "| method | n=10 better / equal / worse | n=20 | n=30 | first 10 trials identical |", "|---|---|---|---|---|"]
+    for m in hybrids:
+        cells, same = [], 0
+        pairs = [(v, by_cell[(p, "hyperpilot-bo", s)]) for (p, mm, s), v in by_cell.items()
+                 if mm == m and (p, "hyperpilot-bo", s) in by_cell]
+        for n in (10, 20, 30):
+            d = [min(a[:n]) - min(b[:n]) for a, b in pairs]
+            cells.append(f"{sum(x < -1e-12 for x in d)} / {sum(abs(x) <= 1e-12 for x in d)} / {sum(x > 1e-12 for x in d)}")
+        same = sum(a[:10] == b[:10] for a, b in pairs)
+        out.append(f"| {m} | " + " | ".join(cells) + f" | {same}/{len(pairs)} |")
+    planner = [json.loads(line) for line in planner_path.read_text().splitlines()] if planner_path.exists() else []
+    planner = list({(p["problem"], p["method"], p["seed"]): p for p in planner
+                    if p["problem"] in problems and p["seed"] in seeds}.values())  # the last run of a cell
     if planner:
-        out += ["", "Planner cost per hybrid run (mean):", "",
-                "| method | runs | calls | s/call | planner s | wall s | planner share of wall | valid | invalid | fell back | used |",
-                "|---|---|---|---|---|---|---|---|---|---|---|"]
+        out += ["", "Planner cost per run (mean) and the letters picked (A = BO's first candidate):", "",
+                "| method | runs | decisions | s/decision | planner s | wall s | fell back | picked |",
+                "|---|---|---|---|---|---|---|---|"]
         groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for p in planner:
             groups[p["method"]].append(p)
         for m, runs in sorted(groups.items()):
-            calls = np.mean([r["stats"]["calls"] for r in runs])
-            secs = np.mean([r["stats"]["seconds"] for r in runs])
-            wall = np.mean([r["wall_seconds"] for r in runs])
-            share = sum(r["stats"]["seconds"] for r in runs) / max(1e-9, sum(r["wall_seconds"] for r in runs))
-            out.append(f"| {m} | {len(runs)} | {calls:.1f} | {secs / max(calls, 1e-9):.2f} | {secs:.1f} | {wall:.1f} | "
-                       f"{share:.0%} | {np.mean([r['stats']['valid'] for r in runs]):.1f} | "
-                       f"{np.mean([r['stats']['invalid'] for r in runs]):.1f} | "
-                       f"{np.mean([r['stats']['fallbacks'] for r in runs]):.1f} | {np.mean([r['used'] for r in runs]):.1f} |")
-    walls: dict[str, list[float]] = defaultdict(list)
-    for r in rows:
-        walls[r["method"]].append(r["wall_seconds"])
-    out += ["", "Mean wall seconds per run: " + ", ".join(f"{m} {np.mean(v):.1f}" for m, v in sorted(walls.items()))]
+            calls = sum(r["stats"]["calls"] for r in runs)
+            secs = sum(r["stats"]["seconds"] for r in runs)
+            letters: dict[str, int] = defaultdict(int)
+            for r in runs:
+                for k, v in r["stats"].get("picked", {}).items():
+                    letters[k] += v
+            out.append(f"| {m} | {len(runs)} | {calls / len(runs):.1f} | {secs / max(calls, 1):.2f} | "
+                       f"{secs / len(runs):.1f} | {np.mean([r['wall_seconds'] for r in runs]):.1f} | "
+                       f"{sum(r['stats']['fallbacks'] for r in runs)} | "
+                       + ", ".join(f"{k} {v}" for k, v in sorted(letters.items())) + " |")
     return "\n".join(out)
-
-
-def _paired_scores(rows: list[dict[str, Any]], method: str, n: int = 30) -> list[tuple[float, float]]:
-    """(hybrid, bo) normalised scores at `n` for every (problem, seed) both ran (Bayesmark's
-    normalisation, as in evals.scoring)."""
-    out = []
-    for p in sorted({r["problem"] for r in rows}):
-        runs = [r for r in rows if r["problem"] == p]
-        pool = np.array([x for r in runs if r["method"] == "random" for x in r["losses"]], dtype=float)
-        if not np.isfinite(pool).any():
-            continue
-        clip = float(np.median(pool[np.isfinite(pool)]))
-        opt = min(min(r["losses"]) for r in runs)
-        scale = min(expected_min(pool, n), clip) - opt
-        by = {(r["method"], r["seed"]): min(min(r["losses"][:n]), clip) for r in runs}
-        for (m, seed), loss in by.items():
-            if m == method and ("hyperpilot-bo", seed) in by:
-                norm = [0.0 if scale <= 1e-12 else (x - opt) / scale for x in (loss, by[("hyperpilot-bo", seed)])]
-                out.append((norm[0], norm[1]))
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,23 +183,37 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--seeds", type=int, default=5)
     run.add_argument("--first-seed", type=int, default=0, help="run seeds first-seed .. seeds-1 (to split a run)")
     run.add_argument("--budget", type=int, default=30)
-    run.add_argument("--rates", default="0.25,0.5")
-    run.add_argument("--timeout", type=float, default=30.0, help="seconds per LLM call (the product default is 30)")
-    run.add_argument("--problems", default=",".join(PROBLEMS))
-    run.add_argument("--methods", default="", help="only these method names (default: all)")
-    sub.add_parser("report")
+    run.add_argument("--rates", default="0.1")
+    run.add_argument("--problems", default="", help="comma-separated fast problems (default: all 20)")
+    where = run.add_mutually_exclusive_group()
+    where.add_argument("--endpoint", default="", help="URL#MODEL of an OpenAI-compatible server (key: HYPERPILOT_API_KEY)")
+    where.add_argument("--serve", action="store_true", help="start llama.cpp's server on 127.0.0.1 with the bundled model")
+    for p in (run, sub.add_parser("report")):
+        p.add_argument("--out", default=OUT.name, help="results file under evals/results/")
+        p.add_argument("--baselines", default=BASELINES.name, help="results file holding random, tpe+default, hyperpilot-bo")
     args = parser.parse_args(argv)
-    if args.cmd == "report":
-        print(report(load_rows(OUT)))
-        return 0
-    problems = get_problems("fast", args.problems.split(","))
-    chosen = methods([float(r) for r in args.rates.split(",") if r], args.timeout)
-    if args.methods:
-        chosen = [m for m in chosen if m.name in args.methods.split(",")]
-    for seed in range(args.first_seed, args.seeds):
-        run_cells(problems, chosen, [seed], args.budget, OUT)
-    print(report(load_rows(OUT)))
+    out, baselines = RESULTS / args.out, RESULTS / args.baselines
+    planner_out = PLANNER_OUT if out == OUT else out.with_name(out.stem + "-planner.jsonl")
+    if args.cmd == "run":
+        problems = get_problems("fast", [p for p in args.problems.split(",") if p] or None)
+        rates = [float(r) for r in args.rates.split(",") if r]
+        if args.serve:
+            with llama_server() as spec:
+                _run(problems, rates, endpoint(spec), "endpoint-", args, out, planner_out)
+        elif args.endpoint:
+            _run(problems, rates, endpoint(args.endpoint), "endpoint-", args, out, planner_out)
+        else:
+            _run(problems, rates, embedded, "", args, out, planner_out)
+    rows = [r for r in load_rows(baselines) if r["method"] in BASELINE_METHODS] + load_rows(out)
+    print(report(rows, planner_out))
     return 0
+
+
+def _run(problems: list[Problem], rates: list[float], make_llm: Callable[[int], Any], kind: str,
+         args: argparse.Namespace, out: Path, planner_out: Path) -> None:
+    methods: list[Method] = [Hybrid(f"hyperpilot-llm-{kind}{r:g}", r, make_llm, planner_out) for r in rates]
+    for seed in range(args.first_seed, args.seeds):
+        run_cells(problems, methods, [seed], args.budget, out)
 
 
 if __name__ == "__main__":

@@ -9,9 +9,11 @@ clear its cache first, each cached one has its own, which sees only its own deci
 in a study at rate 0.1, where nothing else calls the model in between):
 
 - `json-long`: the pre-issue pick: the old template (goal, search space, 8 trials best
-  first, numbered candidates, "a short reason"), JSON `{"choice": i, "reason": "..."}`
-  generated under the grammar, cache cleared first (every call evaluates its prompt);
-- `json-short`: today's short template, JSON `{"choice": LETTER}` generated (`LLM.choose`'s
+  first as `name=value`, numbered candidates, "a short reason"), JSON `{"choice": i,
+  "reason": "..."}` generated under the grammar, cache cleared first (every call evaluates
+  its prompt);
+- `json-short`: today's short template (5 best trials and 4 candidates as rows of values,
+  the column names once in the system message), JSON `{"choice": LETTER}` generated (`LLM.choose`'s
   default path, the one endpoints take), cache cleared first;
 - `json-short-cached`: the same with llama.cpp's prefix reuse (the KV cache of the last
   call's matching prefix is kept, as in a study);
@@ -35,13 +37,14 @@ from typing import Any
 
 import jinja2
 import numpy as np
+from optuna.trial import TrialState
 
 from evals.llm_calls import PROBLEMS, Next, context
 from evals.runner import RESULTS
 from evals.spaces import benchmark_cards
 from hyperpilot.agent.llm import LLM, EmbeddedLLM
-from hyperpilot.agent.planner import Proposal
-from hyperpilot.agent.policy import N_CANDIDATES, bo_candidates, history_lines
+from hyperpilot.agent.planner import Proposal, config_row
+from hyperpilot.agent.policy import N_CANDIDATES, bo_candidates, columns, history_lines
 from hyperpilot.core import StudyContext, StudyLoop, Suggestion
 from hyperpilot.prompts import fmt_config, render
 from hyperpilot.space import CategoricalParam
@@ -67,11 +70,11 @@ def old_messages(ctx: StudyContext, candidates: list[Proposal]) -> list[dict[str
     space = [f"{p.name}: one of {p.choices}" if isinstance(p, CategoricalParam) else
              f"{p.name}: {p.type} in [{p.low:g}, {p.high:g}]{' log' if p.log else ''}"
              for card in ctx.space.cards.values() for p in card.space.params]
-    model = ctx.space.models[0]
+    done = sorted(ctx.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.value,  # type: ignore[arg-type, return-value]
+                  reverse=ctx.task.direction == "maximize")
+    history = [f"{float(t.value or 0):.4g} | {' '.join(_model_config(ctx, t.params))}" for t in done[:8]]
     user = OLD_USER.render(direction=ctx.task.direction, metric=ctx.task.metric, space=space, n_done=ctx.n_done,
-                           history=[f"{line.split(' | ')[0]} | {model} {line.split(' | ')[1]}" for line in
-                                    history_lines(ctx, limit=8)],
-                           candidates=[f"{c.model} {fmt_config(c.config)}" for c in candidates])
+                           history=history, candidates=[f"{c.model} {fmt_config(c.config)}" for c in candidates])
     return [{"role": "system", "content": OLD_SYSTEM}, {"role": "user", "content": user}]
 
 
@@ -79,10 +82,16 @@ def _is_cold(variant: str) -> bool:
     return variant in ("json-long", "json-short", "logprob-cold")
 
 
+def _model_config(ctx: StudyContext, params: dict[str, Any]) -> tuple[str, str]:
+    model, config = ctx.space.from_params(params)
+    return model, fmt_config(config)
+
+
 def decide(llm: EmbeddedLLM, variant: str, ctx: StudyContext, candidates: list[Proposal]) -> dict[str, Any]:
     """One decision in `variant`: seconds, tokens evaluated or generated, the option chosen."""
-    letters = [f"{chr(65 + i)}: {fmt_config(c.config)}" for i, c in enumerate(candidates)]
-    short = render("next_candidates", metric=ctx.task.metric, direction=ctx.task.direction, models=1,
+    names = columns(ctx)
+    letters = [f"{chr(65 + i)}: {config_row(names, c.config)}" for i, c in enumerate(candidates)]
+    short = render("next_candidates", metric=ctx.task.metric, direction=ctx.task.direction, columns=names,
                    history=history_lines(ctx), n_done=ctx.n_done, candidates=letters)
     if _is_cold(variant):
         llm.forget()

@@ -77,7 +77,7 @@ def leaderboard_markdown(rows: list[dict[str, Any]], title: str, only_methods: s
         for n in budgets:
             normed, _, k = headline.get((m, n), (math.nan, math.nan, 0))
             mean, half, _ = summary.get((m, n), (math.nan, math.nan, 0))
-            cells.append(f"**{normed:.3f}** ({mean:.3f} ± {half:.3f})" if k else "–")
+            cells.append(f"{normed:.3f} ({mean:.3f} ± {half:.3f})" if k else "–")
         lead = headline.get((m, budgets[-1]), (math.nan, 0, 0))[0]
         lines.append(f"| {m} | {len(seeds[m])} | " + " | ".join(cells) +
                      f" | {100 * (1 - lead):.1f} | {np.mean(per_trial[m]):.2f} | {np.mean(overhead[m]):.3f} |")

@@ -124,10 +124,10 @@ def bayesmark_aggregate(rows: list[dict[str, Any]], budgets: tuple[int, ...] = B
         if (problem, n) in baseline and (problems is None or problem in problems):
             per[(method, n)].append(problem)
     out = {}
-    for (method, n), problems in per.items():
-        grand = float(np.mean([shares[(p, method, n)] for p in problems]))
-        rand = float(np.mean([baseline[(p, n)] for p in problems]))
-        out[(method, n)] = (grand / rand if rand > 1e-12 else math.nan, grand, len(problems))
+    for (method, n), ran in per.items():
+        grand = float(np.mean([shares[(p, method, n)] for p in ran]))
+        rand = float(np.mean([baseline[(p, n)] for p in ran]))
+        out[(method, n)] = (grand / rand if rand > 1e-12 else math.nan, grand, len(ran))
     return out
 
 

@@ -16,18 +16,19 @@ from hyperpilot.errors import TaskError
 SamplerFactory = Callable[[int, int, bool], optuna.samplers.BaseSampler]  # (seed, n_trials, parallel)
 
 
-def _startup(n_trials: int) -> int:
+def startup_trials(n_trials: int) -> int:
+    """How many trials a model-based sampler starts with before its model (random or given)."""
     return max(3, min(10, n_trials // 3))
 
 
 def _tpe(seed: int, n_trials: int, parallel: bool) -> optuna.samplers.BaseSampler:
     # Optuna's default constant_liar=True: TPE treats running trials as bad, so with several
     # in flight it does not propose the same region twice (and one worker is unaffected)
-    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=_startup(n_trials))
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=startup_trials(n_trials))
 
 
 def _gp(seed: int, n_trials: int, parallel: bool) -> optuna.samplers.BaseSampler:
-    return optuna.samplers.GPSampler(seed=seed, n_startup_trials=_startup(n_trials))
+    return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup_trials(n_trials))
 
 
 def _cmaes(seed: int, n_trials: int, parallel: bool) -> optuna.samplers.BaseSampler:
@@ -35,7 +36,7 @@ def _cmaes(seed: int, n_trials: int, parallel: bool) -> optuna.samplers.BaseSamp
         import cmaes  # noqa: F401
     except ImportError:
         raise TaskError("the cmaes sampler needs the 'cmaes' package: pip install cmaes") from None
-    return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=_startup(n_trials), warn_independent_sampling=False)
+    return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=startup_trials(n_trials), warn_independent_sampling=False)
 
 
 SAMPLERS: dict[str, SamplerFactory] = {

@@ -159,7 +159,7 @@ def test_resume_runs_as_the_study_last_ran_unless_told_otherwise(monkeypatch: py
     assert "trial   0" in first.stderr and "plan: multiclass classification of 'target' in sklearn:iris" in first.stderr
     stored = studies.run_settings(studies.load_study("rs"))
     assert stored == {"llm": "none", "llm_rate": 0.3, "sampler": None, "memory": False, "workers": 1,
-                      "no_sandbox": False, "trial_timeout": 60.0, "trial_memory": 3000}
+                      "no_sandbox": False, "trial_timeout": 60.0, "trial_memory": 3000, "ray": None}
 
     # $HYPERPILOT_LLM unset: the default would be the embedded model; the study says none
     again = invoke("resume", "rs", "--trials", "3", "--json", HYPERPILOT_LLM=None)
@@ -215,7 +215,7 @@ def test_on_start_gets_the_resolved_task_once_before_the_first_trial() -> None:
                                 "models knn · budget 2 trials · 2-fold CV")
     assert studies.run_settings(studies.load_study(result.study_name)) == {
         "llm": "none", "llm_rate": None, "sampler": "random", "memory": False, "workers": 1, "no_sandbox": True,
-        "trial_timeout": None, "trial_memory": None}
+        "trial_timeout": None, "trial_memory": None, "ray": None}
 
 
 def test_describe() -> None:

@@ -34,11 +34,17 @@ def _svc_objective(trial: optuna.Trial) -> float:
 
 
 def _remembered(memory: Memory, best: dict[str, float]) -> None:
-    """A past svm study on similar data in the memory."""
+    """A past svm study on similar data in the memory (iris' real dataset card: the memory
+    ignores studies much less similar than that, `memory.transfer.MIN_SIMILARITY`)."""
+    from hyperpilot.cards import DatasetCard
+    from hyperpilot.data import load_dataset
+    from hyperpilot.memory.retrieve import study_text
+
+    card = DatasetCard.profile(load_dataset("sklearn:iris"), "multiclass")
     memory.add_studies([StudyEntry(
         id="past-iris/svm", dataset="sklearn:iris", task_type="multiclass", model="svm", family=SVM.family,
-        metric="accuracy", direction="maximize", card_text="Dataset: sklearn:iris multiclass flowers petals",
-        meta_features={"log_rows": 2.2, "n_classes": 3.0}, best_config=best, best_score=0.97, top_configs=[best],
+        metric="accuracy", direction="maximize", card_text=study_text(card, "multiclass", "accuracy"),
+        meta_features=dict(card.meta_features), best_config=best, best_score=0.97, top_configs=[best],
         n_trials=10)])
 
 
@@ -73,6 +79,27 @@ def test_warm_start_enqueues_default_then_memory_in_the_users_names(tmp_path: Pa
     assert second.user_attrs["source"] == "memory" and "past-iris/svm" in second.user_attrs["rationale"]
     assert "source" not in third.user_attrs and all(t.state.name == "COMPLETE" for t in study.trials)
     assert memory.count() == (1, 0)  # warm_start only reads the memory
+
+
+def test_warm_start_with_an_llm_enqueues_its_proposals_in_the_users_names() -> None:
+    from hyperpilot.agent.llm import ScriptedLLM
+
+    design = ('{"configs": [{"model": "svm", "C": 8.0, "gamma": 0.0251, "tol": 0.00251, "reason": "middle of the grid"},'
+              ' {"model": "svm", "C": 2050.0, "gamma": 1.0, "tol": 0.00251, "reason": "a sharp fit"}]}')
+    llm = ScriptedLLM([design])
+    study = optuna.create_study(direction="maximize")
+    dists = {"cost": FloatDistribution(1e-2, 50.0, log=True), "svc__gamma": FloatDistribution(1e-4, 1.0, log=True),
+             "shrinking": CategoricalDistribution([True, False])}
+    enqueued = warm_start(study, "svm", "sklearn:iris", memory=None, llm=llm, params={"cost": "C"}, distributions=dists)
+    default = SVM.default_config()
+    assert enqueued == [{"cost": default["C"], "svc__gamma": default["gamma"]}, {"cost": 8.0, "svc__gamma": 0.0251},
+                        {"cost": 50.0, "svc__gamma": 1.0}]  # C=2050 clipped into the user's range
+    (messages, schema), = llm.requests  # one planner call, which saw the data and the default already planned
+    assert schema is not None and "sklearn:iris" in messages[-1]["content"] and "C=1 gamma=0.1" in messages[-1]["content"]
+    assert [t.user_attrs["source"] for t in study.trials] == ["default", "llm", "llm"]
+    assert [t.user_attrs.get("rationale") for t in study.trials[1:]] == ["middle of the grid", "a sharp fit"]
+    study.optimize(_svc_objective, n_trials=3)
+    assert [t.params["cost"] for t in study.trials] == [default["C"], 8.0, 50.0]
 
 
 def test_warm_start_without_data_or_trials_uses_the_card_default_under_matching_names() -> None:

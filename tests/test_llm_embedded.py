@@ -48,9 +48,8 @@ def test_generation_stops_at_the_deadline(llm: EmbeddedLLM) -> None:
 
 
 def _question(best: str) -> list[dict[str, str]]:
-    return render("next_candidates", metric="accuracy", direction="maximize", n_done=6, models=1,
-                  history=[f"{best} | n_neighbors=9 p=2", "0.91 | n_neighbors=1 p=1"],
-                  candidates=["A: n_neighbors=3 p=2", "B: n_neighbors=11 p=2", "C: n_neighbors=25 p=1"])
+    return render("next_candidates", metric="accuracy", direction="maximize", n_done=6, columns=["n_neighbors", "p"],
+                  history=[f"{best} | 9, 2", "0.91 | 1, 1"], candidates=["A: 3, 2", "B: 11, 2", "C: 25, 1"])
 
 
 def test_choose_scores_the_letters_in_one_pass_and_is_a_pure_function_of_the_prompt(llm: EmbeddedLLM) -> None:
@@ -86,3 +85,40 @@ def test_short_solve_with_the_real_embedded_model(llm: EmbeddedLLM) -> None:
     assert "llm" in set(result.trials.source) and info["used"] >= 1
     assert [p for p in assistant.proposers if isinstance(p, LLMProposer)]
     assert "## LLM planner" in result.report_path.read_text()
+
+
+def test_a_study_with_the_embedded_picker_is_the_same_run_after_run() -> None:
+    """The whole hybrid (BO's candidates, the letters scored) depends on the seed only: two
+    fresh models, one of them slowed down by a busy thread, give the same trials."""
+    import threading
+
+    import optuna
+
+    from hyperpilot.cards import DatasetCard, get_model_card
+    from hyperpilot.core.loop import StudyLoop, TrialHandle
+    from hyperpilot.core.proposer import CardDefaults, StudyContext
+    from hyperpilot.core.space import StudySpace
+    from hyperpilot.core.types import Outcome
+    from hyperpilot.data import load_dataset
+
+    def objective(handle: TrialHandle) -> Outcome:
+        return Outcome(1.0 / (1 + abs(handle.config["n_neighbors"] - 13)) + 0.01 * handle.config["p"], 0.0)
+
+    def run(llm: EmbeddedLLM) -> list[dict[str, object]]:
+        task = Task(data="sklearn:iris", models=["knn"], n_trials=6, seed=3, study_name="t").resolved("multiclass")
+        study = optuna.create_study(direction="maximize", sampler=studies.make_sampler(task, 0))
+        ctx = StudyContext(task, study, StudySpace([get_model_card("knn")]),
+                           DatasetCard.profile(load_dataset("sklearn:iris"), "multiclass"))
+        StudyLoop(ctx, objective, [CardDefaults(), LLMProposer(llm, rate=1.0, summarise=False)]).run(6)
+        assert study.user_attrs["llm"]["stats"]["decisions"]["pick"] == 5
+        return [t.params for t in study.trials]
+
+    first = run(EmbeddedLLM(seed=3))
+    stop = threading.Event()
+    busy = threading.Thread(target=lambda: [sum(range(10_000)) for _ in iter(stop.is_set, True)], daemon=True)
+    busy.start()
+    try:
+        second = run(EmbeddedLLM(seed=3))
+    finally:
+        stop.set()
+    assert first == second

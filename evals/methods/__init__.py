@@ -21,6 +21,7 @@ def all_methods(suite: str = "bayesmark") -> dict[str, Method]:
         Hyperpilot("hyperpilot-bo", llm="none", memory=None),          # card default + multivariate TPE
         Hyperpilot("hyperpilot-llm", llm="embedded", memory=None),     # + the embedded LLM, cold memory
         HyperpilotMemory(pack_path(RESULTS, suite)),                   # + memory of the other datasets
+        HyperpilotMemory(pack_path(RESULTS, suite), "hyperpilot-memory-portfolio", transfer=False),  # its portfolio only
     ]
     return {m.name: m for m in methods}
 

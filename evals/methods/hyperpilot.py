@@ -7,7 +7,7 @@ method searches.
 A lookup table (HPOBench) has no data to solve, so there hyperpilot's own loop
 (`core.loop.StudyLoop`) runs the table lookup as the objective, over a one-model space made
 from the table's search space (`table_card`), with hyperpilot's BO engine
-(`samplers.make_sampler("tpe", seed, budget)`) after any warm-start configs (`Queued`)."""
+(`samplers.make_sampler("tpe", seed, budget)`) and the method's `table_proposers` (memory)."""
 
 from __future__ import annotations
 
@@ -39,8 +39,8 @@ class Hyperpilot(Method):
     def supports(self, problem: Problem) -> bool:
         return problem.task is not None or self.assistant_kwargs.get("llm", "none") == "none"
 
-    def warm_start(self, problem: Problem, budget: int) -> list[dict[str, Any]]:
-        """Configs to try first on a table (none here; see `HyperpilotMemory`)."""
+    def table_proposers(self, problem: Problem, card: ModelCard, budget: int) -> list[Proposer]:
+        """The proposers besides BO on a table (none here; see `HyperpilotMemory`)."""
         return []
 
     def run(self, problem: Problem, budget: int, seed: int) -> Trace:
@@ -96,8 +96,8 @@ class Hyperpilot(Method):
             trace.configs.append(dict(record.config))
             trace.objective_seconds.append(record.seconds)
 
-        warm = self.warm_start(problem, budget)  # memory retrieval counts in the wall time
-        StudyLoop(ctx, objective, [Queued(card.name, warm)], on_trial=on_trial).run(budget)
+        proposers = self.table_proposers(problem, card, budget)  # memory retrieval counts in the wall time
+        StudyLoop(ctx, objective, proposers, on_trial=on_trial).run(budget)
         trace.wall_seconds = time.perf_counter() - start
         return trace
 

@@ -4,8 +4,8 @@
 imported from a memory pack, the problem's own dataset excluded: the warm start can only
 transfer from the other datasets. A suite's pack is made from that suite's cached cold runs
 of a source method (`python -m evals pack --suite fast`), i.e. what a user's memory holds
-after cold solves of the other datasets. On a table, the same retrieval (`Memory.similar`,
-`warm_configs`, k and mix as `MemoryProposer` uses them) queues the warm start."""
+after cold solves of the other datasets. On a table, the same `MemoryProposer` runs in
+hyperpilot's loop (`Hyperpilot.run_table`), its query made from the table's card."""
 
 from __future__ import annotations
 
@@ -25,9 +25,12 @@ def pack_path(results: Path, suite: str) -> Path:
 
 
 class HyperpilotMemory(Hyperpilot):
-    def __init__(self, pack: Path) -> None:
-        super().__init__("hyperpilot-memory", llm="none")
+    """`transfer=False`: the portfolio only, then hyperpilot's BO (an ablation)."""
+
+    def __init__(self, pack: Path, name: str = "hyperpilot-memory", transfer: bool = True) -> None:
+        super().__init__(name, llm="none")
         self.pack = pack
+        self.transfer = transfer
         self._memory: Any = None
 
     def unavailable(self) -> str | None:
@@ -44,20 +47,16 @@ class HyperpilotMemory(Hyperpilot):
             import_jsonl(self._memory, self.pack)
         return self._memory
 
-    def warm_start(self, problem: Problem, budget: int) -> list[dict[str, Any]]:
-        from hyperpilot.cards.model import ModelCard
-        from hyperpilot.memory import MIX, K, Query
-        from hyperpilot.memory.retrieve import warm_configs
+    def table_proposers(self, problem: Problem, card: Any, budget: int) -> list[Any]:
+        """On a table: the same `MemoryProposer` as a solve uses (portfolio, then the transfer
+        model), with the table's dataset card as the query."""
+        from hyperpilot.memory import MemoryProposer, Query
 
         if problem.card is None:
             return []
-        card = problem.card()
-        space = problem.space
-        target = ModelCard(name=card.model, title=card.model, family=card.family, description=problem.name,
-                           task_types=[card.task_type], space=space, default=space.validate({}))
-        found = self.memory().similar(Query(card.text, card.meta), [target], K, mix=MIX, exclude_datasets=[card.dataset])
-        self.memory().close()
-        return [w.config for w in warm_configs(found, [target], n=min(K, max(1, budget // 3)))]
+        study_card = problem.card()
+        return [MemoryProposer(self.memory(), write=False, query=Query(study_card.text, study_card.meta),
+                               exclude_datasets=[study_card.dataset], transfer=self.transfer)]
 
     def assistant(self, problem: Problem) -> Any:
         from hyperpilot import Assistant
@@ -65,7 +64,7 @@ class HyperpilotMemory(Hyperpilot):
         from hyperpilot.sandbox import InProcessExecutor
 
         dataset = (problem.task or {})["data"]  # Hyperpilot.run has checked that there is a task
-        warm = MemoryProposer(self.memory(), exclude_datasets=[dataset], write=False)
+        warm = MemoryProposer(self.memory(), exclude_datasets=[dataset], write=False, transfer=self.transfer)
         return Assistant(executor=InProcessExecutor(), llm="none", memory=warm)
 
 

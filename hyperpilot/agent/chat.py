@@ -227,7 +227,7 @@ class Conversation:
         request = str(self.state.request)
         if self.state.question == "target":
             named = text if rules["named_targets"] else f"predict {_FILE.sub('', text).strip()}"
-            request = _TARGET_PHRASE.sub("", request).strip(" ,.") + ". " + named
+            request = _retarget(request, named)
             self.state.given.pop("target", None)
         elif self.state.question == "data" and "data" not in fields:
             fields["data"] = text.strip().strip("'\"")
@@ -254,7 +254,7 @@ class Conversation:
             return self._plan_from({**plan, **fields})
         if fields or rules["named_targets"]:
             if rules["named_targets"]:
-                self.state.request = _TARGET_PHRASE.sub("", str(self.state.request)).strip(" ,.") + ". " + text
+                self.state.request = _retarget(str(self.state.request), text)
                 self.state.given.pop("target", None)
             self.state.given.update(fields)
             return self._parse()
@@ -408,6 +408,14 @@ class Conversation:
         if self.path is not None:
             with self.path.open("a", encoding="utf-8") as f:
                 f.write(json.dumps(entry, default=str) + "\n")
+
+
+def _retarget(request: str, named: str) -> str:
+    """`request` with its target phrase replaced by `named` ("predict churned"); a file the
+    phrase ran over ("predicts whether a customer churned? the data is in churn.csv") is kept."""
+    kept = _TARGET_PHRASE.sub("", request).strip(" ,.")
+    lost = [f for f in _FILE.findall(request) if f not in kept]
+    return kept + "".join(f" on {f}" for f in lost) + ". " + named
 
 
 def _model(name: str, **fields: Any) -> type[BaseModel]:

@@ -69,6 +69,7 @@ class PlannerStats:
     unavailable: int = 0
     fallbacks: int = 0
     decisions: dict[str, int] = field(default_factory=dict)
+    picked: dict[str, int] = field(default_factory=dict)  # letters `pick` chose: A is BO's first candidate
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in asdict(self).items()}
@@ -177,14 +178,16 @@ class Planner:
         model answers a letter and nothing else (`LLM.choose`): nothing to validate but the
         letter, and no free text. No retry: a failed choice raises and BO proposes instead.
 
-        `variables`: metric, direction, history (lines), n_done, models (how many)."""
+        `variables`: metric, direction, history (lines), n_done, and `columns`: the parameter
+        names of a one-model study, whose configs are then written as rows of values in that
+        order (`config_row`: a third of the tokens of `name=value`); without, `model name=value`."""
         if len(candidates) < 2:
             raise AnswerError("fewer than two candidates to choose from")
         self.stats.decisions["pick"] = self.stats.decisions.get("pick", 0) + 1
-        several = int(variables.get("models", 1)) > 1
-        lines = [f"{letter}: {c.model + ' ' if several else ''}{fmt_config(c.config)}"
+        columns = list(variables.get("columns") or [])
+        lines = [f"{letter}: {config_row(columns, c.config) if columns else c.model + ' ' + fmt_config(c.config)}"
                  for letter, c in zip(LETTERS, candidates, strict=False)]
-        messages = render("next_candidates", **{"models": 1, **variables, "candidates": lines})
+        messages = render("next_candidates", **{"columns": [], **variables, "candidates": lines})
         start = time.perf_counter()
         self.stats.calls += 1
         try:
@@ -205,6 +208,7 @@ class Planner:
             self.stats.seconds += time.perf_counter() - start
         self.stats.prompt_tokens += choice.prompt_tokens
         self.stats.valid += 1
+        self.stats.picked[LETTERS[choice.index]] = self.stats.picked.get(LETTERS[choice.index], 0) + 1
         c = candidates[choice.index]
         return Proposal(c.model, c.config, "", c.origin)
 
@@ -245,6 +249,11 @@ def _union(models: list[type[BaseModel]]) -> Any:
     if len(models) == 1:
         return models[0]
     return Union[tuple(models)]  # type: ignore[return-value]  # noqa: UP007 - built at run time
+
+
+def config_row(columns: list[str], config: dict[str, Any]) -> str:
+    """`config`'s values in the order of `columns`: `5, 0.001, "gini"`."""
+    return ", ".join(fmt_value(config[name]) for name in columns)
 
 
 def _differs(a: Any, b: Any) -> bool:

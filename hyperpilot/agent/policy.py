@@ -34,7 +34,7 @@ from optuna.trial import TrialState
 from hyperpilot import studies
 from hyperpilot.agent.llm import LLM, resolve_llm
 from hyperpilot.agent.llm.base import LLMTimeout
-from hyperpilot.agent.planner import AnswerError, Example, Planner, Proposal
+from hyperpilot.agent.planner import AnswerError, Example, Planner, Proposal, config_row
 from hyperpilot.core.proposer import Proposer, StudyContext, config_key
 from hyperpilot.core.types import Suggestion, TrialRecord
 from hyperpilot.errors import HyperpilotError, LLMError
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("hyperpilot.llm")
 DEFAULT_RATE = 0.1  # share of BO steps the LLM replaces (docs/benchmarks.md "Embedded LLM: fast, restricted to BO's candidates")
 N_CANDIDATES = 4  # BO's candidates the LLM picks among
-HISTORY = 5  # best trials shown to the LLM
+HISTORY = 3  # best trials shown to the LLM
 ATTR = "llm"
 
 
@@ -128,7 +128,7 @@ class LLMProposer(Proposer):
         if len(candidates) < 2:
             return None  # BO's candidates collapsed onto tried configs: nothing to choose, BO's step
         variables = {"metric": ctx.task.metric, "direction": ctx.task.direction, "history": history_lines(ctx),
-                     "n_done": ctx.n_done, "models": len(ctx.space.models)}
+                     "n_done": ctx.n_done, "columns": columns(ctx)}
         return self._suggestion(self.planner.pick(variables, candidates))
 
     def _candidates(self, ctx: StudyContext, tried: set[tuple[Any, ...]]) -> list[Proposal]:
@@ -203,17 +203,24 @@ def bo_candidates(ctx: StudyContext, n: int, seed: int) -> list[Proposal]:
     return out
 
 
+def columns(ctx: StudyContext) -> list[str]:
+    """The parameter names of a one-model study (its configs go to the LLM as rows of values);
+    empty for several models (`model name=value`)."""
+    return [p.name for p in next(iter(ctx.space.cards.values())).space.params] if len(ctx.space.models) == 1 else []
+
+
 def history_lines(ctx: StudyContext, limit: int = HISTORY) -> list[str]:
-    """The best finished trials, best first (LLAMBO-style): `0.9712 | C=12.3 gamma=0.000422`
-    (the model's name in front when the study has several)."""
+    """The best finished trials, best first (LLAMBO-style): `0.9712 | 12.3, 0.000422` in a
+    one-model study (the values in the order of `columns`), else `0.9712 | svm C=12.3 gamma=0.000422`."""
     done = ctx.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     done = sorted(done, key=lambda t: t.value, reverse=ctx.task.direction == "maximize")  # type: ignore[arg-type, return-value]
-    return [f"{t.value:.4g} | {_describe(ctx, t)}" for t in done[:limit]] or ["(none yet)"]
+    names = columns(ctx)
+    return [f"{t.value:.4g} | {_describe(ctx, t, names)}" for t in done[:limit]] or ["(none yet)"]
 
 
-def _describe(ctx: StudyContext, t: optuna.trial.FrozenTrial) -> str:
+def _describe(ctx: StudyContext, t: optuna.trial.FrozenTrial, names: list[str]) -> str:
     model, config = ctx.space.from_params(t.params)
-    return f"{model} {fmt_config(config)}" if len(ctx.space.models) > 1 else fmt_config(config)
+    return config_row(names, config) if names else f"{model} {fmt_config(config)}"
 
 
 def _params(t: optuna.trial.FrozenTrial) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Trial memory over chromadb: past studies that warm-start new ones.
 
     Memory            the store (chromadb under HYPERPILOT_HOME/memory, local embeddings)
-    MemoryProposer    warm-start trials (source=memory) + writes every trial as it finishes
+    MemoryProposer    warm-start trials (source=memory: a zero-shot portfolio, then a transfer
+                      TPE over similar past tasks' trials, `transfer.py`) + writes every trial
     in_context_examples / format_examples / MemoryProposer.examples()   for the LLM planner
     import_jsonl / export_jsonl / write_pack   JSON Lines exports and memory packs
     Journal           where a solve leaves its records while another process has the memory

@@ -6,7 +6,8 @@
   portfolio of their configs (queued right after the card defaults, `source=memory`).
 - `suggest`: after the portfolio, the transfer model (a similarity-weighted TPE over the
   past tasks' trials and this study's own) proposes, while it has a source that agrees
-  with this study's results and for at most `HORIZON` own trials; then BO alone.
+  with this study's results, in place of BO's random start (`samplers.startup_trials`:
+  a third of the budget, 3–10 trials); then BO alone, its model fitted on own trials.
 - `observe`: stores each finished trial at once (a crash loses nothing Optuna was told)
   and updates the study's summary when the trial is a new best (and every 10 trials).
 - `finish`: recomputes the rank-normalised scores of the study's trials and its summary,
@@ -49,7 +50,8 @@ from hyperpilot.memory.retrieve import (
 )
 from hyperpilot.memory.similarity import Mix
 from hyperpilot.memory.store import Memory, Neighbour, Query
-from hyperpilot.memory.transfer import MIN_SIMILARITY, Encoder, Source, TransferTPE, make_source, portfolio
+from hyperpilot.memory.transfer import MIN_SIMILARITY, Encoder, Source, TransferTPE, make_source, portfolio, related
+from hyperpilot.samplers import startup_trials
 
 log = logging.getLogger("hyperpilot.memory")
 SOURCE = "memory"
@@ -57,7 +59,6 @@ SUMMARY_EVERY = 10  # the study's summary is rewritten on a new best and every 1
 START_WAIT = 1.0  # seconds start() waits for a memory in use by another process (then: journal)
 FINISH_WAIT = 5.0  # seconds finish() waits for it, so that its journal is merged at once
 N_SOURCES = 8  # similar past tasks the transfer prior learns from (one per dataset and model)
-HORIZON = 20  # own trials after which BO alone proposes (its own model is fitted by then)
 
 
 class MemoryProposer(Proposer):
@@ -154,10 +155,10 @@ class MemoryProposer(Proposer):
         query = self.query or query_for(task, ctx.dataset_card)
         found = memory.similar(query, cards, max(self.k, N_SOURCES), mix=self.mix,
                                exclude_datasets=self.exclude_datasets, exclude_ids=ids.values())
-        self.neighbours = [nb for nb in found if nb.score >= MIN_SIMILARITY]
+        self.neighbours = [nb for nb in found if nb.score >= MIN_SIMILARITY and related(query.task_type, nb.study.task_type)]
         self.warm = warm_configs(self.neighbours[:self.k], cards, n=self.k)  # the planner's examples
         self.sources = self._sources(self.neighbours, ctx)
-        n_portfolio = min(self.k - 1, max(1, (task.n_trials or 30) // 4))
+        n_portfolio = max(1, min(self.k - 1, (task.n_trials or 30) // 4))
         picks: list[Suggestion] = []
         for model, sources in self.sources.items():
             enc = Encoder(ctx.space.cards[model].space)
@@ -166,6 +167,13 @@ class MemoryProposer(Proposer):
             chosen = portfolio(sources, enc, n_portfolio, start=[ctx.space.cards[model].default_config()])
             picks += [Suggestion(model, c, SOURCE, f"zero-shot portfolio over {len(sources)} similar past task(s)",
                                  attrs={"memory_stage": "portfolio"}) for c in chosen]
+        with_history = {(s.name, m) for m, ss in self.sources.items() for s in ss}
+        bare = [nb for nb in self.neighbours  # a study remembered without its trials: its best configs, as they are
+                if (f"{nb.study.dataset}/{nb.study.model}", nb.target_model) not in with_history]
+        skip = [(m, c.default_config()) for m, c in ctx.space.cards.items()] + [(p.model, p.config) for p in picks]
+        picks += [Suggestion(w.model, w.config, SOURCE, f"best config of similar study {w.neighbour.study.id} "
+                             f"(similarity {w.neighbour.score:.2f})", attrs={"memory_study": w.neighbour.study.id})
+                  for w in warm_configs(bare, cards, n=max(0, n_portfolio - len(picks)), skip=skip)]
         picks = picks[:n_portfolio]
         if picks or self._models:
             log.info("memory: %d portfolio config(s) and a transfer model from %d similar task(s): %s", len(picks),
@@ -191,7 +199,7 @@ class MemoryProposer(Proposer):
     def _suggest(self, ctx: StudyContext) -> Suggestion | None:
         """The transfer model's next config for the model with the best own result (or
         the one with most sources), or None (BO proposes)."""
-        sign = 1.0 if ctx.task.direction == "maximize" else -1.0
+        sign = 1.0 if ctx.study.direction == optuna.study.StudyDirection.MAXIMIZE else -1.0
         own: dict[str, list[tuple[dict[str, Any], float]]] = {m: [] for m in self._models}
         n_own = 0
         for t in ctx.study.get_trials(deepcopy=False):
@@ -201,7 +209,7 @@ class MemoryProposer(Proposer):
                 model, config = ctx.space.from_params(t.params)
                 if model in own:
                     own[model].append((config, sign * float(t.value)))
-        if n_own >= HORIZON:
+        if n_own >= startup_trials(ctx.task.n_trials or 30):  # BO's model has its start: it takes over
             return None
         best = {m: max((v for _, v in obs), default=-float("inf")) for m, obs in own.items()}
         model = max(self._models, key=lambda m: (best[m], len(self.sources.get(m, [])), m))

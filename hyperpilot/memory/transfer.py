@@ -14,7 +14,8 @@ normalised (1 = its best, 0 = its median or worse; a failed trial 0).
    it has (meta-learned TPE, Watanabe et al. 2022, in its simplest form). As own trials
    arrive their weight n/(n + N0) takes over from the sources'.
 3. Never worse than no memory when the neighbours are unrelated: a source whose similarity
-   is below `MIN_SIMILARITY` is not used; once the study has `AGREE_AFTER` own results, a
+   is below `MIN_SIMILARITY`, or a regression for a classification task (or the reverse), is
+   not used; once the study has `AGREE_AFTER` own results, a
    source whose predictions rank them the wrong way round (Kendall's tau ≤ 0) gets weight 0;
    with no source left the model proposes nothing, and the study's own BO goes on alone.
 
@@ -39,6 +40,14 @@ GAMMA = 0.25  # the good share of each task's trials
 BANDWIDTH = 0.12  # Parzen kernel width on the unit cube
 CAT_KEEP = 0.8  # a categorical kernel's mass on the observed choice
 N_CANDIDATES = 96
+
+
+def related(task_type: str, other: str) -> bool:
+    """Whether a past task of type `other` may be a source for one of `task_type`: a
+    regression and a classification never are (their scores say nothing of each other);
+    an unknown type ("") is no objection."""
+    kinds = {t: "regression" if t == "regression" else "classification" for t in (task_type, other) if t}
+    return len(set(kinds.values())) <= 1
 
 
 class Encoder:

@@ -93,25 +93,32 @@ def _host_port(address: str) -> tuple[str, int]:
 def connect_ray(address: str | None = "auto") -> bool:
     """Connect to the Ray at `address`, or start a local one (see the module docstring);
     True when this call started a local Ray. Raises `ClusterError` (one line)."""
+    target = os.environ.get("RAY_ADDRESS") if address in (None, "auto") else address
+    cluster = bool(target) and target not in ("auto", "local")
+    if cluster:
+        _reachable(str(target))  # also when a Ray is up here: a wrong address is the user's to hear about
     with _LOCK:
         ray = sys.modules.get("ray")
         if ray is not None and ray.is_initialized():
             return False
-        target = os.environ.get("RAY_ADDRESS") if address in (None, "auto") else address
-        if target and target not in ("auto", "local"):
-            _connect(target)
+        if cluster:
+            _connect(str(target))
             return False
         _start_local()
         return True
 
 
-def _connect(address: str) -> None:
+def _reachable(address: str) -> None:
+    """One TCP connect to the head (seconds), instead of Ray's two-minute retry and exit."""
     host, port = _host_port(address)
     try:
         socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
     except OSError as e:
         raise ClusterError(f"cannot reach the Ray cluster at {address}: {e.strerror or e}; check the address "
                            "(the head's HOST:PORT) and that `ray start --head` runs there") from None
+
+
+def _connect(address: str) -> None:
     import ray
 
     try:

@@ -145,7 +145,7 @@ class LLM(ABC):
         if not 2 <= n <= len(LETTERS):
             raise LLMError(f"choose() takes 2 to {len(LETTERS)} options, got {n}")
         schema = {"type": "object", "properties": {"choice": {"enum": list(LETTERS[:n])}}, "required": ["choice"]}
-        completion = self.chat(messages, schema=schema, max_tokens=12, timeout=timeout)
+        completion = self.chat(messages, schema=schema, max_tokens=32, timeout=timeout)
         try:
             letter = json.loads(completion.text)["choice"]
             index = LETTERS[:n].index(letter)
