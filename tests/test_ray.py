@@ -117,10 +117,14 @@ def test_pruning_works_through_ray(local_ray: Path) -> None:
     assert [len(t.intermediate_values) for t in trials] == [4, 1, 1]  # nothing reported after the stop is scored
 
 
-@pytest.mark.parametrize(("address", "says"), [("127.0.0.1:1", "cannot reach the Ray cluster at 127.0.0.1:1"),
-                                               ("no-port-here", "is not a Ray address")])
-def test_a_bad_ray_address_is_one_line(address: str, says: str, local_ray: Path) -> None:
-    result = CliRunner().invoke(app, ["solve", "--data", "sklearn:iris", "--ray", address, "--llm", "none", "--no-memory"])
+@pytest.mark.parametrize(("address", "env", "says"), [
+    ("127.0.0.1:1", None, "cannot reach the Ray cluster at 127.0.0.1:1"),
+    ("no-port-here", None, "is not a Ray address"),
+    ("auto", "127.0.0.1:1", "cannot reach the Ray cluster at 127.0.0.1:1"),  # auto goes to $RAY_ADDRESS when set
+])
+def test_a_bad_ray_address_is_one_line(address: str, env: str | None, says: str, local_ray: Path) -> None:
+    result = CliRunner().invoke(app, ["solve", "--data", "sklearn:iris", "--ray", address, "--llm", "none", "--no-memory"],
+                                env={"RAY_ADDRESS": env})
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and says in lines[0] and "Traceback" not in result.output, result.stderr
