@@ -89,6 +89,7 @@ def test_solve_code_runs_a_written_program_in_the_sandbox_and_counts_it(monkeypa
     assert counts["writer"]["calls"] == 2 and counts["writer"]["rejected"] == 0 and counts["writer"]["writer"] == "scripted:scripted"
     best = counts["best"]
     assert best is not None and Path(best["file"]).read_text() == trials[best["trial"]].user_attrs["code"]
+    assert (best["by"] == "the LLM") == (trials[best["trial"]].user_attrs["source"] == "code")
 
     report = Path(printed["report_path"]).read_text()
     assert "## Programs (code as a hyperparameter)" in report and "| programs run | 2: 2 completed, 0 failed |" in report

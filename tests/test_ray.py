@@ -117,6 +117,33 @@ def test_pruning_works_through_ray(local_ray: Path) -> None:
     assert [len(t.intermediate_values) for t in trials] == [4, 1, 1]  # nothing reported after the stop is scored
 
 
+def test_a_stop_reaches_the_sandboxed_trial_through_the_stop_flag_actor(local_ray: Path) -> None:
+    """What a Ray task runs (`_trial_task`, here in this process), with the real stop-flag
+    actor: once the coordinator sets the flag, the sandboxed trial stops at its next report."""
+    import ray
+
+    from hyperpilot.cards import get_model_card
+    from hyperpilot.core.cv import CrossValidation
+    from hyperpilot.core.executor import JobResult
+    from hyperpilot.data import load_dataset
+    from hyperpilot.sandbox import InProcessExecutor
+    from hyperpilot.sandbox.ray_executor import _Stops, _trial_task
+
+    d = load_dataset("sklearn:digits", None)
+    task = Task(data="sklearn:digits", models=["random_forest"], cv_folds=8).resolved("multiclass")
+    job = CrossValidation(InProcessExecutor(), d.X, d.y, task).job("random_forest", get_model_card("random_forest").default_config(), 0)
+    stops = ray.remote(num_cpus=0)(_Stops).remote()
+    items: list[Any] = []
+    for item in _trial_task(job, [ray.put((job.X, job.y))], "key", stops, (None, None, None)):
+        items.append(item)
+        if len(items) == 1:
+            ray.get(stops.stop.remote("key"))  # the coordinator's answer to fold 0: prune
+    *reports, result = items
+    assert isinstance(result, JobResult) and result.stopped and not result.ok, result
+    assert [step for step, _ in reports] == list(range(len(reports))) and 1 <= len(reports) < 8  # of 8 folds
+    ray.kill(stops)
+
+
 @pytest.mark.parametrize(("address", "env", "says"), [
     ("127.0.0.1:1", None, "cannot reach the Ray cluster at 127.0.0.1:1"),
     ("no-port-here", None, "is not a Ray address"),

@@ -6,6 +6,8 @@ llm).turn(text) -> Reply` (`attach(path)` for an uploaded file).
     should be predicted?", "iris.csv" answers "which data?", "random forest" an unknown model)
     ──► the plan (`Task.describe()` and the models' search spaces) ──► "yes" ──► start_study
     ──► follow-ups: status, explain, try N more, use MODEL instead, compare, export …
+    "write your own model for this" (`CODE_ASK`, at any point): the plan also tunes
+    `custom_code`, the studies' LLM writes the programs, the result reply counts them
 
 **Which tool a follow-up calls.** A capable LLM (`llm.free_proposals`) picks it through one
 constrained JSON action: `{"action": {"tool": NAME, "arguments": {...}}}`, a union
@@ -472,7 +474,8 @@ def _programs_text(r: dict[str, Any]) -> str:
     if not p:
         return "No program was written: the studies have no LLM (--llm none), so custom_code ran its baseline.\n"
     w = p["writer"]
-    best = (f" Best program: trial {p['best']['trial']}, {r['metric']} {p['best']['value']:.4f} ({p['best']['file']})."
+    best = (f" Best program: trial {p['best']['trial']}, {r['metric']} {p['best']['value']:.4f}, by {p['best']['by']} "
+            f"({p['best']['file']})."
             if p["best"] else " No program completed a trial.")
     return (f"Programs by {w.get('writer', 'the LLM')}: {p['ran']} ran ({p['completed']} completed, {p['failed']} failed), "
             f"{p['repaired']} repaired; writer calls {w.get('calls', 0)}, answers rejected by the checks "

@@ -160,7 +160,9 @@ class CodeProposer(Proposer):
         any of this study's programs completed a trial)."""
         stored = ctx.study.user_attrs.get("code_writer") or {}
         counts = {k: int(stored.get(k, 0)) + v for k, v in self.stats.items()}
-        ctx.study.set_user_attr("code_writer", {**counts, "writer": _describe(self.write_code)})
+        rejected = [t["content"] for t in self.transcript if t["role"] in ("check", "error")]
+        ctx.study.set_user_attr("code_writer", {**counts, "writer": _describe(self.write_code),
+                                                "last_rejection": rejected[-1][:300] if rejected else stored.get("last_rejection", "")})
         best = best_program_trial(ctx.study)
         if best is not None:
             ctx.study.set_user_attr("best_program", {"code_id": best.user_attrs.get("code_id", ""), "trial": best.number,

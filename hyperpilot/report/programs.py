@@ -12,6 +12,7 @@ import optuna
 from optuna.trial import TrialState
 
 from hyperpilot import studies
+from hyperpilot.trainers.code import BASELINE_PROGRAM
 
 
 def program_summary(study: optuna.Study) -> dict[str, Any] | None:
@@ -22,6 +23,11 @@ def program_summary(study: optuna.Study) -> dict[str, Any] | None:
         return None
     repairs = [t for t in ran if int(t.user_attrs.get("repair", 0) or 0) > 0]
     best = study.user_attrs.get("best_program")
+    if best:
+        trial = study.trials[int(best["trial"])]
+        written = trial.user_attrs.get("source") == "code"
+        best = {**best, "by": "the LLM" if written else
+                "the built-in baseline" if trial.user_attrs.get("code") == BASELINE_PROGRAM else "the LLM, knobs by BO"}
     path = studies.study_dir(study.study_name) / "best_program.py"
     return {
         "ran": len(ran),
@@ -47,9 +53,11 @@ def program_rows(info: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("writer", f"{w.get('writer', '?')}: {w.get('calls', 0)} calls, {w.get('rejected', 0)} answers "
                                f"rejected by the checks, {w.get('writer_errors', 0)} errors"
                                + (f"; gave up {w['gave_up']}x, BO went on" if w.get("gave_up") else "")))
+        if w.get("last_rejection"):
+            rows.append(("last rejection", str(w["last_rejection"])[:200]))
     best = info["best"]
     if best:
-        rows.append(("best program", f"trial {best['trial']}, value {best['value']:.4f}: {best['file']}"))
+        rows.append(("best program", f"trial {best['trial']}, value {best['value']:.4f}, by {best['by']}: {best['file']}"))
     else:
         rows.append(("best program", "none completed a trial"))
     return rows
