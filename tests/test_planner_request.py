@@ -216,6 +216,13 @@ def test_what_the_rules_read_literally_wins_over_the_llm(churn: Path) -> None:
     assert (task.target, task.metric, task.models, task.n_trials, task.timeout) == ("churned", "f1", ["knn"], 40, 600.0)
 
 
+def test_the_llm_calling_a_one_model_request_a_comparison_keeps_the_model(churn: Path) -> None:
+    # the embedded model flagged "tune random forest" as a comparison, which replaced it with 5 cards
+    llm = capable({"compare_models": True})
+    assert task_from_text("tune random forest on data.csv to predict churned", llm=llm).models == ["random_forest"]
+    assert len(task_from_text("which model is best on data.csv to predict churned", llm=llm).models) > 1
+
+
 def test_ungrounded_llm_fields_are_not_used(churn: Path) -> None:
     llm = capable({"target": "plan", "metric": "log_loss", "models": ["svm"], "n_trials": 7, "time_budget_seconds": 5})
     with pytest.raises(TaskError, match="Perhaps 'plan' \\(the LLM's reading\\)"):

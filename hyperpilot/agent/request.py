@@ -308,7 +308,10 @@ def _llm_reading(llm: LLM, text: str, fields: dict[str, Any], table: Table, name
         fields["models"] = [m for m in dict.fromkeys(answer.models) if _mentions(low, model_aliases()[m])] or None
         if fields["models"] is None:
             del fields["models"]
-    fields["compare"] = fields.get("compare") or bool(answer.compare_models)
+    # the model's "compare" only counts where no model was named and the words ask for a comparison:
+    # a small model flags "tune a random forest" as a comparison, which would replace the one model
+    if answer.compare_models and "models" not in fields and re.search(r"compar|which model|best model|\bvs\b|versus", low):
+        fields["compare"] = True
     if answer.n_trials and "n_trials" not in fields and re.search(rf"\b{answer.n_trials}\b", low):
         fields["n_trials"] = answer.n_trials
     if answer.time_budget_seconds and "timeout" not in fields and re.search(r"hour|minute|second|\bmin|\bsec", low):
