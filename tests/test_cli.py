@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,15 @@ def test_models_lists_every_card() -> None:
     for name, card in model_cards().items():
         assert name in result.output
         assert card.space.names[0] in result.output
+
+
+def test_models_json_is_the_agent_tools_answer() -> None:
+    from hyperpilot.tools.models import ListModelsArgs, list_models
+    from hyperpilot.tools.runtime import Runtime
+
+    result = invoke("models", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == list_models(ListModelsArgs(), Runtime())["models"]
 
 
 def _one_line_error(result: Any) -> str:

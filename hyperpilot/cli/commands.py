@@ -19,7 +19,6 @@ import typer
 from rich.markup import escape
 
 from hyperpilot.cli.chat import chat
-from hyperpilot.cli.serve import serve
 from hyperpilot.cli.options import (
     CodeOption,
     JsonOption,
@@ -53,6 +52,7 @@ from hyperpilot.cli.output import (
     show_result,
     table,
 )
+from hyperpilot.cli.serve import serve
 from hyperpilot.errors import HyperpilotError
 from hyperpilot.memory.cli import memory_app
 
@@ -327,15 +327,15 @@ def doctor() -> None:
 @app.command()
 def models(as_json: JsonOption = False) -> None:
     """List the bundled model cards and their search spaces."""
-    from hyperpilot.cards import model_cards
+    from hyperpilot.tools.models import ListModelsArgs, list_models
+    from hyperpilot.tools.runtime import Runtime
 
-    cards = list(model_cards().values())
+    cards = list_models(ListModelsArgs(), Runtime())["models"]  # the agent's tool: one implementation
     if as_json:
-        emit_json([{"name": c.name, "family": c.family, "tasks": list(c.task_types), "hyperparameters": list(c.space.names)}
-                   for c in cards])
+        emit_json(cards)
         return
     table("model cards", ["name", "family", "tasks", "hyperparameters"],
-          [(c.name, c.family, ", ".join(c.task_types), ", ".join(c.space.names)) for c in cards],
+          [(c["name"], c["family"], ", ".join(c["tasks"]), ", ".join(c["hyperparameters"])) for c in cards],
           wrap=["tasks", "hyperparameters"])
 
 

@@ -3,6 +3,8 @@
 - `SandboxExecutor` (the default of `Assistant`): every job in isolated, limited,
   killable processes, `workers` at once; untrusted trainers see only the labels they fit on.
 - `InProcessExecutor`: in this process (debugging, benchmarks, tests).
+- `RayExecutor`: each job a Ray task running the same sandboxed trainer on a Ray cluster
+  (`connect_ray`; `import ray` happens only when one is made).
 - `Sandbox` runs a job (`module:function`) in a worker inside the strongest isolation
   layers available (`layers`: bubblewrap, unshare, or rlimits + a subreaper), with caps
   (`Limits`) and a whole-tree kill on timeout; results come back as files.
@@ -15,8 +17,9 @@
 from hyperpilot.sandbox.executor import SandboxedModel, SandboxExecutor, warn_weak_sandbox
 from hyperpilot.sandbox.inprocess import InProcessExecutor
 from hyperpilot.sandbox.limits import Limits, SandboxError
+from hyperpilot.sandbox.ray_executor import RayExecutor, connect_ray
 from hyperpilot.sandbox.result import SandboxResult
 from hyperpilot.sandbox.runner import Sandbox, default_limits
 
-__all__ = ["InProcessExecutor", "Limits", "Sandbox", "SandboxError", "SandboxExecutor", "SandboxResult", "SandboxedModel",
-           "default_limits", "warn_weak_sandbox"]
+__all__ = ["InProcessExecutor", "Limits", "RayExecutor", "Sandbox", "SandboxError", "SandboxExecutor", "SandboxResult", "SandboxedModel",
+           "connect_ray", "default_limits", "warn_weak_sandbox"]
