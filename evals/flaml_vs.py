@@ -149,10 +149,11 @@ def run(tables_: list[str], seeds: int, budget: float, out: Path, log: Any = pri
 
 def markdown(rows: list[dict[str, Any]], budget: float) -> str:
     """Per table: the mean held-out score of each over the seeds both ran, the seeds
-    hyperpilot is ≥ FLAML on, and the mean wall seconds."""
+    hyperpilot is ≥ FLAML on, the mean wall seconds and trials (FLAML's: its config
+    history), and the models each picked."""
     rows = [r for r in rows if r["budget"] == budget]
-    lines = ["| table | metric | seeds | hyperpilot | FLAML | hyperpilot ≥ FLAML (seeds) | wall s hyperpilot / FLAML | models hyperpilot / FLAML |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| table | metric | seeds | hyperpilot | FLAML | hyperpilot ≥ FLAML (seeds) | wall s hyperpilot / FLAML | trials hyperpilot / FLAML | models hyperpilot / FLAML |",
+             "|---|---|---|---|---|---|---|---|---|"]
     ahead = n_tables = 0
     for table in dict.fromkeys(r["table"] for r in rows):
         by = {(r["method"], r["seed"]): r for r in rows if r["table"] == table}
@@ -168,6 +169,7 @@ def markdown(rows: list[dict[str, Any]], budget: float) -> str:
         models = "/".join(sorted({r["model"] for r in hp})), "/".join(sorted({r["model"] for r in fl}))
         lines.append(f"| {table} | {hp[0]['metric']} | {len(seeds)} | {h:.4f} | {f:.4f} | {geq} of {len(seeds)} | "
                      f"{np.mean([r['wall_seconds'] for r in hp]):.1f} / {np.mean([r['wall_seconds'] for r in fl]):.1f} | "
+                     f"{np.mean([r['trials'] for r in hp]):.1f} / {np.mean([r['trials'] for r in fl]):.1f} | "
                      f"{models[0]} / {models[1]} |")
     lines += ["", f"hyperpilot's mean held-out score ≥ FLAML's on {ahead} of {n_tables} tables ({budget:g} s each)."]
     return "\n".join(lines)
