@@ -38,7 +38,6 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-
 RESULTS = Path(__file__).resolve().parent / "results"
 SKLEARN = ["iris", "wine", "breast_cancer", "digits", "diabetes"]
 HPOBENCH = ["car", "phoneme", "kc1", "segment"]
