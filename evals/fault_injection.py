@@ -82,8 +82,8 @@ def _env(home: Path) -> dict[str, str]:
 
 def _snapshot(home: Path, name: str) -> dict[int, tuple[str, Any, Any]]:
     """number -> (state, params, value) of the study's trials, read in a fresh process."""
-    code = ("import json, optuna; from hyperpilot import studies; s = studies.load_study(%r); "
-            "print(json.dumps([[t.number, t.state.name, t.params, t.value, t.system_attrs.get('failed_trial')] for t in s.trials]))" % name)
+    code = (f"import json, optuna; from hyperpilot import studies; s = studies.load_study({name!r}); "
+            "print(json.dumps([[t.number, t.state.name, t.params, t.value, t.system_attrs.get('failed_trial')] for t in s.trials]))")
     out = subprocess.run([sys.executable, "-c", code], env=_env(home), capture_output=True, text=True, timeout=120)
     if out.returncode != 0:
         return {}
@@ -91,8 +91,8 @@ def _snapshot(home: Path, name: str) -> dict[int, tuple[str, Any, Any]]:
 
 
 def _memory_answers(home: Path) -> bool:
-    code = ("from hyperpilot.memory import Memory; m = Memory(%r).open(create=False); "
-            "print(m.count(), len(m.search('breast cancer tumour measurements', 3)))" % str(home / "memory"))
+    code = ("from hyperpilot.memory import Memory; m = Memory({!r}).open(create=False); "
+            "print(m.count(), len(m.search('breast cancer tumour measurements', 3)))".format(str(home / "memory")))
     out = subprocess.run([sys.executable, "-c", code], env=_env(home), capture_output=True, text=True, timeout=120)
     return out.returncode == 0
 

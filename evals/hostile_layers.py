@@ -24,7 +24,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-
 WEAK_FILES = {"read_secret", "write_outside"}
 EXPECTED_OPEN = {"bwrap": set(), "unshare": WEAK_FILES, "plain": WEAK_FILES | {"connect_loopback", "resolve_dns"}}
 
