@@ -28,12 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
-import subprocess
-import sys
-import tempfile
-import time
-import urllib.request
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -97,34 +91,15 @@ def endpoint(spec: str) -> Callable[[int], Any]:
 @contextmanager
 def llama_server() -> Iterator[str]:
     """llama.cpp's OpenAI-compatible server on 127.0.0.1 with the bundled model; yields `URL#MODEL`."""
-    from hyperpilot.agent.llm import smollm2_path
+    from hyperpilot.agent.llm import LLMUnavailable
+    from hyperpilot.testing.llama_server import MODEL
+    from hyperpilot.testing.llama_server import llama_server as serve
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_path()),
-                                 "--model_alias", "smollm2", "--host", "127.0.0.1", "--port", str(port),
-                                 "--n_threads", "1", "--n_ctx", "4096"], stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}/v1"
-        try:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    urllib.request.urlopen(f"{url}/models", timeout=1).read()
-                    break
-                except OSError:
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        log.seek(0)
-                        raise SystemExit(f"llama.cpp server did not start: {log.read()[-1500:].decode(errors='replace')}")  # noqa: B904
-                    time.sleep(0.3)
-            yield f"{url}#smollm2"
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    try:
+        with serve() as url:
+            yield f"{url}#{MODEL}"
+    except LLMUnavailable as e:
+        raise SystemExit(str(e)) from None
 
 
 def report(rows: list[dict[str, Any]], planner_path: Path = PLANNER_OUT) -> str:

@@ -5,11 +5,6 @@ LangChain `ChatOpenAI` — the structured-output fallbacks against the real thin
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -19,48 +14,19 @@ pytest.importorskip("uvicorn", reason="the llama-cpp-python[server] extra is not
 pytest.importorskip("sse_starlette", reason="the llama-cpp-python[server] extra is not installed")
 
 from hyperpilot import Assistant, Task, studies  # noqa: E402
-from hyperpilot.agent.llm import ChatModelLLM, OpenAICompatLLM, smollm2_path  # noqa: E402
+from hyperpilot.agent.llm import ChatModelLLM, OpenAICompatLLM  # noqa: E402
 from hyperpilot.agent.planner import Planner, Proposal  # noqa: E402
 from hyperpilot.report import accounting  # noqa: E402
+from hyperpilot.testing.llama_server import llama_server  # noqa: E402
 
 SCHEMA = {"type": "object", "properties": {"choice": {"enum": [0, 1, 2]}, "reason": {"type": "string", "maxLength": 60}},
           "required": ["choice", "reason"]}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = _free_port()
-    log = tmp_path_factory.mktemp("llama-server") / "server.log"
-    with log.open("wb") as sink:  # a file, not a pipe: the server logs a lot and would block on a full pipe
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_path()), "--model_alias", "smollm2",
-             "--host", "127.0.0.1", "--port", str(port), "--n_threads", "1", "--n_ctx", "4096"],
-            stdout=sink, stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/models", timeout=1).read()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"llama.cpp server did not start: {log.read_text()[-2000:]}")
-                time.sleep(0.3)
+def server() -> Iterator[str]:
+    with llama_server(timeout=120) as url:  # LLMUnavailable, with the server's log, if it does not start
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def test_openai_client_falls_back_from_json_schema_to_a_working_mode(server: str) -> None:
