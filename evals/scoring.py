@@ -90,16 +90,8 @@ def best_so_far_shares(rows: list[dict[str, Any]], budgets: tuple[int, ...] = BU
     (0 = the best seen, 1 = a typical random config). So a method at n trials can be set
     against another at m trials, which Bayesmark's normalised score (whose random baseline
     moves with n) cannot do."""
-    by_problem: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for r in rows:
-        by_problem[r["problem"]].append(r)
     out = {}
-    for problem, runs in by_problem.items():
-        pool = np.array([x for r in runs if r["method"] == "random" for x in r["losses"]], dtype=float)
-        pool = pool[np.isfinite(pool)]
-        if not len(pool):
-            continue
-        clip, opt = float(np.median(pool)), min(min(r["losses"]) for r in runs)
+    for problem, (runs, _, clip, opt) in _clip_and_opt(rows).items():
         scale = clip - opt
         for method in {r["method"] for r in runs}:
             for n in budgets:
@@ -107,7 +99,6 @@ def best_so_far_shares(rows: list[dict[str, Any]], budgets: tuple[int, ...] = BU
                 if best:
                     out[(problem, method, n)] = float(np.mean(best) - opt) / scale if scale > 1e-12 else 0.0
     return out
-
 
 
 def bayesmark_aggregate(rows: list[dict[str, Any]], budgets: tuple[int, ...] = BUDGETS,
@@ -134,16 +125,8 @@ def bayesmark_aggregate(rows: list[dict[str, Any]], budgets: tuple[int, ...] = B
 def random_shares(rows: list[dict[str, Any]], budgets: tuple[int, ...] = BUDGETS) -> dict[tuple[str, int], float]:
     """{(problem, n): (E[S'] − opt) / (clip − opt)} of random search, from all its evaluations
     on the problem pooled (the expected minimum of n clipped draws)."""
-    by_problem: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for r in rows:
-        by_problem[r["problem"]].append(r)
     out = {}
-    for problem, runs in by_problem.items():
-        pool = np.array([x for r in runs if r["method"] == "random" for x in r["losses"]], dtype=float)
-        pool = pool[np.isfinite(pool)]
-        if not len(pool):
-            continue
-        clip, opt = float(np.median(pool)), min(min(r["losses"]) for r in runs)
+    for problem, (_, pool, clip, opt) in _clip_and_opt(rows).items():
         for n in budgets:
             scale = clip - opt
             out[(problem, n)] = (expected_min(np.minimum(pool, clip), n) - opt) / scale if scale > 1e-12 else 0.0
@@ -163,3 +146,18 @@ def paired(rows: list[dict[str, Any]], a: str, b: str, n: int) -> tuple[int, int
     wins, losses = sum(d < -1e-9 for d in diffs), sum(d > 1e-9 for d in diffs)
     p = binomtest(wins, wins + losses, 0.5).pvalue if wins + losses else math.nan
     return wins, len(diffs) - wins - losses, losses, float(p)
+
+
+def _clip_and_opt(rows: list[dict[str, Any]]) -> dict[str, tuple[list[dict[str, Any]], np.ndarray, float, float]]:
+    """{problem: (its runs, random search's finite losses, clip, opt)}: clip the median random
+    loss, opt the best loss any method saw; problems without random runs are left out."""
+    by_problem: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        by_problem[r["problem"]].append(r)
+    out = {}
+    for problem, runs in by_problem.items():
+        pool = np.array([x for r in runs if r["method"] == "random" for x in r["losses"]], dtype=float)
+        pool = pool[np.isfinite(pool)]
+        if len(pool):
+            out[problem] = (runs, pool, float(np.median(pool)), min(min(r["losses"]) for r in runs))
+    return out
