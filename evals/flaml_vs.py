@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
+
+from evals.methods.base import fresh_home
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SKLEARN = ["iris", "wine", "breast_cancer", "digits", "diabetes"]
@@ -113,18 +114,10 @@ def run_hyperpilot(task: Any) -> dict[str, Any]:
     from hyperpilot import Assistant
     from hyperpilot.sandbox import InProcessExecutor
 
-    old = os.environ.get("HYPERPILOT_HOME")
-    with tempfile.TemporaryDirectory() as home:
-        os.environ["HYPERPILOT_HOME"] = home
-        try:
-            start = time.perf_counter()
-            result = Assistant(executor=InProcessExecutor(), llm="none", memory=None).solve(task)
-            wall = time.perf_counter() - start
-        finally:
-            if old is None:
-                os.environ.pop("HYPERPILOT_HOME", None)
-            else:
-                os.environ["HYPERPILOT_HOME"] = old
+    with fresh_home():
+        start = time.perf_counter()
+        result = Assistant(executor=InProcessExecutor(), llm="none", memory=None).solve(task)
+        wall = time.perf_counter() - start
     assert result.test_score is not None  # test_size 0.2: always a held-out score
     return {"score": result.test_score, "wall_seconds": round(wall, 2), "model": result.best_model,
             "trials": int(result.n_trials)}

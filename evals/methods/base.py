@@ -4,8 +4,11 @@ with one class registered in `methods/__init__.py`."""
 from __future__ import annotations
 
 import math
+import os
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,3 +61,19 @@ def ask_tell(problem: Problem, budget: int, ask: Callable[[], dict[str, Any]],
         tell(config, loss if math.isfinite(loss) else 1e9)
     trace.wall_seconds = time.perf_counter() - start
     return trace
+
+
+@contextmanager
+def fresh_home() -> Iterator[str]:
+    """`HYPERPILOT_HOME` pointed at a new temporary folder (no studies, an empty memory) for
+    the duration, then put back as it was."""
+    old = os.environ.get("HYPERPILOT_HOME")
+    with tempfile.TemporaryDirectory() as home:
+        os.environ["HYPERPILOT_HOME"] = home
+        try:
+            yield home
+        finally:
+            if old is None:
+                os.environ.pop("HYPERPILOT_HOME", None)
+            else:
+                os.environ["HYPERPILOT_HOME"] = old

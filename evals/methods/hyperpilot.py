@@ -12,14 +12,12 @@ from the table's search space (`table_card`), with hyperpilot's BO engine
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 import time
 from typing import Any
 
 import optuna
 
-from evals.methods.base import Method, Trace
+from evals.methods.base import Method, Trace, fresh_home
 from evals.problems import Problem
 from hyperpilot.cards.model import ModelCard
 from hyperpilot.core import Outcome, Proposer, StudyContext, StudyLoop, StudySpace, Suggestion, TrialHandle, TrialRecord
@@ -50,20 +48,12 @@ class Hyperpilot(Method):
         from hyperpilot import Task
         from hyperpilot.metrics import get_metric
 
-        old = os.environ.get("HYPERPILOT_HOME")
-        with tempfile.TemporaryDirectory() as home:
-            os.environ["HYPERPILOT_HOME"] = home
-            try:
-                start = time.perf_counter()
-                task = Task(**{**problem.task, "seed": seed, "n_trials": budget})
-                with benchmark_cards():
-                    result = self.assistant(problem).solve(task)
-                wall = time.perf_counter() - start
-            finally:
-                if old is None:
-                    os.environ.pop("HYPERPILOT_HOME", None)
-                else:
-                    os.environ["HYPERPILOT_HOME"] = old
+        with fresh_home():
+            start = time.perf_counter()
+            task = Task(**{**problem.task, "seed": seed, "n_trials": budget})
+            with benchmark_cards():
+                result = self.assistant(problem).solve(task)
+            wall = time.perf_counter() - start
         sign = 1 if get_metric(str(task.metric)).direction == "minimize" else -1
         trials = result.trials[result.trials.state.isin(["COMPLETE", "FAIL"])].sort_values("number").head(budget)
         trace = Trace(wall_seconds=wall)
