@@ -448,3 +448,44 @@ def test_parallel_workers_each_get_one_gpu() -> None:
     assert gpu_for_slot(Limits(gpus=(2,)), 3).gpus == (2,) and gpu_for_slot(Limits(gpus=None), 1).gpus is None
     box = shared_sandbox(four, slot=1)  # nothing starts until a job runs
     assert box.limits.gpus == (1,) and minimal_env("/h", "/t", box.limits.gpus)["CUDA_VISIBLE_DEVICES"] == "1"
+
+
+def test_an_executor_collected_inside_a_job_does_not_deadlock_its_sandbox(tmp_path: object) -> None:
+    """Seen in CI: an old executor's data-file finalizer ran at garbage collection inside a
+    trial thread that held the same shared sandbox's lock (Sandbox.run), and waited for it
+    for ever. A finalizer now never waits: the file goes when the lock is next free."""
+    import threading
+    from pathlib import Path
+
+    import numpy as np
+    import pandas as pd
+
+    from hyperpilot.sandbox import SandboxExecutor
+
+    sandbox = Sandbox(layer="plain")
+    X, y = pd.DataFrame({"a": [1.0, 2.0]}), np.array([0, 1])
+    try:
+        executor = SandboxExecutor(sandbox=sandbox)
+        path = Path(executor._shared_data(sandbox, X, y))  # noqa: SLF001 - what a trusted trial reads
+        assert path.exists()
+
+        def collect_inside_a_job() -> None:
+            nonlocal executor
+            with sandbox._lock:  # noqa: SLF001 - as Sandbox.run holds it while a job runs
+                del executor  # its finalizer runs here, in this thread
+        job = threading.Thread(target=collect_inside_a_job, daemon=True)
+        job.start()
+        job.join(timeout=20)
+        assert not job.is_alive(), "the finalizer waited for the lock its own thread held"
+        assert path.exists()  # not yet: the lock was held
+        sandbox.share("other", lambda p: p.write_bytes(b"x"))  # the next use of the sandbox deletes it
+        assert not path.exists() and str(path) not in map(str, sandbox._shared.values())  # noqa: SLF001
+
+        second = SandboxExecutor(sandbox=sandbox)  # with the lock free, the file goes at once
+        path = Path(second._shared_data(sandbox, X, y))  # noqa: SLF001
+        del second
+        assert not path.exists()
+    finally:
+        if sandbox._lock.acquire(timeout=1):  # noqa: SLF001 - not when the test found the deadlock
+            sandbox._lock.release()  # noqa: SLF001
+            sandbox.close()

@@ -52,7 +52,7 @@ from hyperpilot.core.types import Stop
 from hyperpilot.sandbox import layers
 from hyperpilot.sandbox.limits import Limits, MiB
 from hyperpilot.sandbox.result import SandboxResult
-from hyperpilot.sandbox.runner import Sandbox, clear_shared, shared_sandbox, unshare_file
+from hyperpilot.sandbox.runner import Sandbox, clear_shared, shared_sandbox, unshare_file, unshare_later
 from hyperpilot.task import Task
 
 log = logging.getLogger("hyperpilot.sandbox")
@@ -294,7 +294,7 @@ class SandboxExecutor:
                 unshare_file(sandbox, known[2])
             path = str(sandbox.share(f"data-{secrets.token_hex(6)}", write))
             self._data[id(sandbox)] = (X, y, path)
-            weakref.finalize(self, unshare_file, sandbox, path)
+            weakref.finalize(self, unshare_later, sandbox, path)  # runs at GC, in any thread: must not block
             return path
 
     def close(self) -> None:

@@ -28,6 +28,7 @@ loop's thread pool shut down (the refit then found it dead, or, under plain, die
 from __future__ import annotations
 
 import atexit
+import collections
 import concurrent.futures
 import dataclasses
 import json
@@ -96,6 +97,7 @@ class Sandbox:
         self._lock = threading.Lock()
         self._root: Path | None = None
         self._shared: dict[str, Path] = {}
+        self._unshared: collections.deque[str] = collections.deque()  # see `unshare_later`
         self._counter = 0
 
     # -- public -----------------------------------------------------------------------
@@ -116,6 +118,7 @@ class Sandbox:
         `handle.POLL_S` while the job runs and once after it ended (the report channel)."""
         limits = self.limits.with_timeout(timeout)
         with self._lock:
+            self._drop_unshared()
             worker = self._ensure_worker()
             self._counter += 1
             run_dir = Path(tempfile.mkdtemp(prefix=f"run{self._counter:05d}-", dir=worker.root / "runs"))
@@ -134,6 +137,7 @@ class Sandbox:
         """A read-only file for jobs (e.g. the training data), written once per `key` by
         `write(path)`; jobs get its path in their payload."""
         with self._lock:
+            self._drop_unshared()
             root = self._ensure_root()
             path = self._shared.get(key)
             if path is None or not path.exists():
@@ -152,6 +156,7 @@ class Sandbox:
                 shutil.rmtree(self._root, ignore_errors=True)
                 self._root = None
                 self._shared.clear()
+                self._unshared.clear()
 
     def __enter__(self) -> Sandbox:
         return self
@@ -160,6 +165,15 @@ class Sandbox:
         self.close()
 
     # -- internals --------------------------------------------------------------------
+    def _drop_unshared(self) -> None:
+        """Forget and delete the shared files `unshare_later` named (the lock is held)."""
+        while self._unshared:
+            path = self._unshared.popleft()
+            for key, p in list(self._shared.items()):
+                if str(p) == path:
+                    del self._shared[key]
+                    p.unlink(missing_ok=True)
+
     def _ensure_root(self) -> Path:
         if self._root is None:
             _sweep_stale_roots()
@@ -411,11 +425,23 @@ def shared_sandbox(limits: Limits | None = None, layer: str | None = None, slot:
 
 def unshare_file(sandbox: Sandbox, path: str) -> None:
     """Forget and delete a file made by `Sandbox.share`."""
-    with sandbox._lock:  # noqa: SLF001 - module-private helper of Sandbox
-        for key, p in list(sandbox._shared.items()):  # noqa: SLF001
-            if str(p) == path:
-                del sandbox._shared[key]  # noqa: SLF001
-                Path(p).unlink(missing_ok=True)
+    sandbox._unshared.append(path)  # noqa: SLF001 - module-private helper of Sandbox
+    with sandbox._lock:  # noqa: SLF001
+        sandbox._drop_unshared()  # noqa: SLF001
+
+
+def unshare_later(sandbox: Sandbox, path: str) -> None:
+    """`unshare_file` for a garbage-collection finalizer: never waits for the sandbox's
+    lock. A finalizer runs in whatever thread triggers the collection, possibly one inside
+    `Sandbox.run` of this very sandbox (waiting would deadlock it) or one holding a lock
+    that the job under way needs; so the file is deleted now only if the lock is free, and
+    otherwise by the next `run`, `share` or `close`."""
+    sandbox._unshared.append(path)  # noqa: SLF001 - module-private helper of Sandbox
+    if sandbox._lock.acquire(blocking=False):  # noqa: SLF001
+        try:
+            sandbox._drop_unshared()  # noqa: SLF001
+        finally:
+            sandbox._lock.release()  # noqa: SLF001
 
 
 def clear_shared(sandbox: Sandbox) -> None:
