@@ -104,16 +104,16 @@ def _source(name: str, configs: list[dict[str, Any]], scores: list[float], enc: 
     return Source(name, sim, np.array([enc.encode(c) for c in configs]), np.array(scores), configs)
 
 
-def test_portfolio_covers_the_similar_tasks_greedily() -> None:
+def test_portfolio_is_the_sources_bests_most_similar_first() -> None:
     enc = Encoder(SVM.space)
     x1, x2, x3 = ({"C": c, "gamma": g, "tol": 1e-3} for c, g in ((1000.0, 1e-4), (0.01, 0.5), (1.0, 1e-2)))
-    a = _source("a", [x1, x2, x3], [1.0, 0.0, 0.6], enc, sim=0.9)
-    b = _source("b", [x1, x2, x3], [0.0, 1.0, 0.6], enc, sim=0.7)
-    assert portfolio([a, b], enc, 1) == [x3]  # alone: 0.9·0.6 + 0.7·0.6 > 0.9·1 + 0
-    # then the config that adds most to what x3 reaches: x1 lifts a by 0.4 (× 0.9), x2 lifts b by 0.4 (× 0.7)
-    assert portfolio([a, b], enc, 2) == [x3, x1]
-    assert portfolio([a, b], enc, 2, start=[x1]) == [x2]  # the default already covers a
-    assert portfolio([a, b], enc, 3, start=[x1, x2]) == []  # nothing left to gain
+    a = _source("a", [x1, x2, x3], [1.0, 0.0, 0.6], enc, sim=0.7)
+    b = _source("b", [x1, x2, x3], [0.0, 1.0, 0.6], enc, sim=0.9)
+    same = _source("same", [x3, x2], [0.0, 1.0], enc, sim=0.8)  # its best is b's
+    assert portfolio([a, b, same], 1) == [x2]  # the most similar source's best (x3, fair on both, never wins)
+    assert portfolio([a, b, same], 3) == [x2, x1]  # none twice
+    assert portfolio([a, b], 2, start=[x2]) == [x1]  # the default is already b's best
+    assert portfolio([a, b], 3, start=[x1, x2]) == [] and portfolio([], 3) == []
 
 
 def test_transfer_tpe_follows_agreeing_sources_and_drops_disagreeing_ones() -> None:

@@ -164,7 +164,7 @@ class MemoryProposer(Proposer):
             enc = Encoder(ctx.space.cards[model].space)
             if self.transfer:
                 self._models[model] = (enc, TransferTPE(sources, enc))
-            chosen = portfolio(sources, enc, n_portfolio, start=[ctx.space.cards[model].default_config()])
+            chosen = portfolio(sources, n_portfolio, start=[ctx.space.cards[model].default_config()])
             picks += [Suggestion(model, c, SOURCE, f"zero-shot portfolio over {len(sources)} similar past task(s)",
                                  attrs={"memory_stage": "portfolio"}) for c in chosen]
         with_history = {(s.name, m) for m, ss in self.sources.items() for s in ss}

@@ -4,10 +4,13 @@ A *source* is one similar past task — a (dataset, model, metric), every stored
 pooled — with all its trials mapped into the new task's model space and its scores
 normalised (1 = its best, 0 = its median or worse; a failed trial 0).
 
-1. `portfolio`: the first trials after the card default. Greedy, as Auto-sklearn 2.0 and
-   TabRepo do: among the sources' good configs, repeatedly take the one that most raises
-   Σ_sources similarity × (the best normalised score the portfolio reaches on that source).
-   A config a source never ran is scored there by its nearest trials (`Source.predict`).
+1. `portfolio`: the first trials after the card default: the sources' own best configs,
+   most similar source first. A greedy coverage portfolio as in Auto-sklearn 2.0 and TabRepo
+   (repeatedly the config that most raises Σ_sources similarity × the best normalised score
+   reached there) was built and measured first: with sparse histories, where a config a
+   source never ran is scored by its nearest trials (`Source.predict`), it picked configs
+   predicted fair everywhere, and its first 5 trials on the fast suite were worse than the
+   sources' measured bests (docs/benchmarks.md, Memory).
 2. `TransferTPE`: the trials after the portfolio. A Parzen-ratio model (TPE) over every
    task's trials at once, each task split into its good (top quarter) and bad trials and
    weighted: the sources by similarity × agreement, the new study by how many own trials
@@ -138,36 +141,17 @@ def make_source(name: str, similarity: float, trials: list[TrialEntry], directio
     return Source(name, similarity, np.array([enc.encode(c) for c, _ in rows]), scores, [c for c, _ in rows])
 
 
-def portfolio(sources: list[Source], enc: Encoder, n: int, start: list[dict[str, Any]] = (),  # type: ignore[assignment]
-              per_source: int = 8) -> list[dict[str, Any]]:
-    """Up to `n` configs that together do well on the similar tasks (greedy, see the
-    module docstring); `start` (e.g. the card default) counts as already chosen."""
-    if not sources or n <= 0:
-        return []
-    seen = {config_key(c) for c in start}
-    candidates: list[dict[str, Any]] = []
-    for s in sources:
-        for i in np.argsort(-s.scores, kind="stable")[:per_source]:
-            c = s.configs[int(i)]
-            if config_key(c) not in seen:
-                seen.add(config_key(c))
-                candidates.append(c)
-    if not candidates:
-        return []
-    w = np.array([s.similarity for s in sources])
-    perf = np.array([[s.predict(enc, enc.encode(c)) for s in sources] for c in candidates])
-    reached = np.zeros(len(sources))
-    for c in start:
-        x = enc.encode(c)
-        reached = np.maximum(reached, [s.predict(enc, x) for s in sources])
+def portfolio(sources: list[Source], n: int, start: list[dict[str, Any]] = ()) -> list[dict[str, Any]]:  # type: ignore[assignment]
+    """Up to `n` configs: each source's own best config, the most similar source first,
+    none twice and none in `start` (e.g. the card default). See the module docstring for
+    why not a greedy coverage portfolio."""
+    taken = {config_key(c) for c in start}
     chosen: list[dict[str, Any]] = []
-    for _ in range(min(n, len(candidates))):
-        gains = (np.maximum(perf - reached, 0.0) * w).sum(axis=1)
-        best = int(np.argmax(gains))  # ties: the earlier candidate (most similar source's best first)
-        if gains[best] <= 1e-9:
-            break
-        chosen.append(candidates[best])
-        reached = np.maximum(reached, perf[best])
+    for s in sorted(sources, key=lambda s: -s.similarity):  # stable: retrieval order among equals
+        best = s.configs[int(np.argmax(s.scores))]  # the first of equal bests, in trial order
+        if len(chosen) < n and config_key(best) not in taken:
+            taken.add(config_key(best))
+            chosen.append(best)
     return chosen
 
 
