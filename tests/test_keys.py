@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from fake_openai import FakeOpenAI, serve_fake_openai
 from typer.testing import CliRunner
 
 from hyperpilot.agent.llm import LLMError, LLMUnavailable, OpenAICompatLLM, resolve_llm
@@ -26,49 +25,19 @@ KEY_VARS = ("OPENAI_API_KEY", "HYPERPILOT_API_KEY", "MY_VLLM_KEY", "OPENAI_CUSTO
             "OPENAI_PROJECT_ID", "OPENAI_BASE_URL", "OPENAI_ADMIN_KEY", "HYPERPILOT_LLM_KEY_ENV")
 
 
-class Recorder(BaseHTTPRequestHandler):
-    """An OpenAI-compatible chat endpoint that keeps the headers of every request; a model
-    named `deny` answers 401 with the key echoed in the error, as some servers do."""
-
-    seen: list[dict[str, str]] = []
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        type(self).seen.append(headers)
-        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-        if body.get("model") == "deny":
-            echoed = headers.get("authorization", "")
-            self._send(401, {"error": {"message": f"Incorrect API key provided: {echoed}", "type": "invalid_request_error"}})
-            return
-        self._send(200, {"id": "x", "object": "chat.completion", "created": 0, "model": body.get("model", "m"),
-                         "choices": [{"index": 0, "finish_reason": "stop",
-                                      "message": {"role": "assistant", "content": "hi"}}],
-                         "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}})
-
-    def _send(self, status: int, payload: dict[str, Any]) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
-def server_url() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-    server.server_close()
+def server() -> Iterator[FakeOpenAI]:
+    with serve_fake_openai() as server:
+        yield server
+
+
+@pytest.fixture
+def server_url(server: FakeOpenAI) -> str:
+    return server.url  # keeps the headers of every request; model `deny` answers 401 echoing the key
 
 
 @pytest.fixture(autouse=True)
-def parent_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, str]]]:
+def parent_env(monkeypatch: pytest.MonkeyPatch, server: FakeOpenAI) -> Iterator[list[dict[str, str]]]:
     """The shell of a user with an OpenAI key and the `openai` client's other variables set,
     all of which must stay away from any server that is not OpenAI's."""
     for name in KEY_VARS:
@@ -78,8 +47,8 @@ def parent_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, str]]
     monkeypatch.setenv("OPENAI_PROJECT_ID", "proj-parent")
     monkeypatch.setenv("OPENAI_CUSTOM_HEADERS", f"Authorization: Bearer {OPENAI_KEY}\nX-Parent-Secret: s3cr3t-header")
     monkeypatch.setenv("OPENAI_BASE_URL", "http://redirected.invalid/v1")  # must not redirect anything
-    Recorder.seen.clear()
-    yield Recorder.seen
+    server.forget()
+    yield server.headers
 
 
 def _leaks(headers: dict[str, str]) -> list[str]:

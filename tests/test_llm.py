@@ -1,18 +1,15 @@
 """The `LLM` extension point: one contract run against every backend, the spec strings,
 and the OpenAI-compatible backend's structured-output fallbacks and failure mapping
-(against a small fake OpenAI server on loopback; the real llama.cpp server is in
+(against the fake OpenAI server of fake_openai.py on loopback; the real llama.cpp server is in
 test_llm_server.py)."""
 
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
+from fake_openai import FakeOpenAI, serve_fake_openai
 
 from hyperpilot.agent.llm import (
     LLM,
@@ -25,62 +22,20 @@ from hyperpilot.agent.llm import (
     ScriptedLLM,
     resolve_llm,
 )
-from hyperpilot.agent.llm.scripted import example_for
 
 SCHEMA = {"type": "object", "properties": {"choice": {"enum": [0, 1, 2]}, "reason": {"type": "string"}},
           "required": ["choice", "reason"]}
 
 
-class FakeOpenAI(BaseHTTPRequestHandler):
-    """/v1/chat/completions whose behaviour depends on the model name."""
-
-    seen: list[dict[str, Any]] = []
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        FakeOpenAI.seen.append(body)
-        model, fmt = body["model"], (body.get("response_format") or {}).get("type")
-        if model == "down":
-            return self._send(500, {"error": {"message": "boom"}})
-        if model == "rate-limited":
-            return self._send(429, {"error": {"message": "slow down"}})
-        if model == "slow":
-            time.sleep(1.5)
-        if fmt == "json_schema" and model in ("llama-cpp", "tools-only"):
-            return self._send(500, {"error": {"message": "json_schema is not supported"}})
-        if fmt == "json_object" and model == "tools-only":
-            return self._send(400, {"error": {"message": "bad response_format"}})
-        message: dict[str, Any] = {"role": "assistant", "content": "plain text answer"}
-        if fmt in ("json_schema", "json_object"):
-            schema = body["response_format"].get("schema") or body["response_format"]["json_schema"]["schema"]
-            message["content"] = example_for(schema, 1)
-        elif body.get("tools"):
-            args = example_for(body["tools"][0]["function"]["parameters"], 2)
-            message = {"role": "assistant", "content": None, "tool_calls": [
-                {"id": "call_1", "type": "function", "function": {"name": "answer", "arguments": args}}]}
-        self._send(200, {"id": "x", "object": "chat.completion", "created": 0, "model": model,
-                         "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-                         "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}})
-
-    def _send(self, status: int, payload: dict[str, Any]) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-
 @pytest.fixture(scope="module")
-def fake_url() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeOpenAI)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
+def fake() -> Iterator[FakeOpenAI]:
+    with serve_fake_openai() as server:
+        yield server
+
+
+@pytest.fixture
+def fake_url(fake: FakeOpenAI) -> str:
+    return fake.url
 
 
 def _backends(fake_url: str) -> dict[str, LLM]:
@@ -161,15 +116,15 @@ def test_embedded_without_llama_cpp_names_the_install_command(monkeypatch: pytes
         EmbeddedLLM().chat([{"role": "user", "content": "x"}])
 
 
-def test_llama_cpp_server_modes_fall_back_and_are_remembered(fake_url: str) -> None:
-    llm = OpenAICompatLLM("llama-cpp", base_url=fake_url)
-    FakeOpenAI.seen.clear()
+def test_llama_cpp_server_modes_fall_back_and_are_remembered(fake: FakeOpenAI) -> None:
+    llm = OpenAICompatLLM("llama-cpp", base_url=fake.url)
+    fake.forget()
     json.loads(llm.chat([{"role": "user", "content": "x"}], schema=SCHEMA).text)
-    assert [b["response_format"]["type"] for b in FakeOpenAI.seen] == ["json_schema", "json_object"]
+    assert [b["response_format"]["type"] for b in fake.bodies] == ["json_schema", "json_object"]
     assert llm.mode == "json_object"
-    FakeOpenAI.seen.clear()
+    fake.forget()
     llm.chat([{"role": "user", "content": "x"}], schema=SCHEMA)
-    assert len(FakeOpenAI.seen) == 1
+    assert len(fake.bodies) == 1
 
 
 def test_forced_tool_call_is_the_last_resort(fake_url: str) -> None:
