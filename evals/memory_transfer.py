@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--suite", default="fast")
     ap.add_argument("--memory", default="fast-memory.jsonl", help="the memory's results file under evals/results")
-    ap.add_argument("--against", default=f"tpe+default,tpe,hyperpilot-bo,{REPLAY},hyperpilot-memory-portfolio")
+    ap.add_argument("--against", default=f"tpe+default,tpe,hyperpilot-bo,{REPLAY},{MEMORY}-greedy (before),{MEMORY}-portfolio")
     ap.add_argument("--budgets", default="5,10,20")
     args = ap.parse_args(argv)
     rows = rows_for(f"{args.suite}.jsonl", args.memory)
@@ -69,8 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     budgets = tuple(int(b) for b in args.budgets.split(","))
     print(f"{args.suite}: {len({r['problem'] for r in mem})} problems, seeds {sorted({r['seed'] for r in mem})}, "
           f"{len(mem)} memory runs\n")
-    present = [m for m in ["random", "tpe", "tpe+default", "gp", "smac", "hyperpilot-bo", REPLAY,
-                           "hyperpilot-memory-portfolio", MEMORY]
+    ablations = sorted({r["method"] for r in rows if r["method"].startswith(MEMORY) and r["method"] != MEMORY})
+    present = [m for m in ["random", "tpe", "tpe+default", "gp", "smac", "hyperpilot-bo", REPLAY, *ablations, MEMORY]
                if any(r["method"] == m for r in rows)]
     print(table(rows, present, (1, 3, 5, 8, 10, 20, 30)) + "\n")
     if any(r["method"] == "tpe" and len(r["losses"]) >= 30 for r in rows):
