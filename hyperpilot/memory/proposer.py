@@ -3,7 +3,7 @@
 - `start`: records the study (one entry per model, embedded once), stores trials that
   already finished (a resumed study), and — for a fresh study — finds the similar past
   tasks (`transfer.py`: exact retrieval, every trial of each) and returns a zero-shot
-  portfolio of their configs (queued right after the card defaults, `source=memory`).
+  portfolio, their own best configs (queued right after the card defaults, `source=memory`).
 - `suggest`: after the portfolio, the transfer model (a similarity-weighted TPE over the
   past tasks' trials and this study's own) proposes, while it has a source that agrees
   with this study's results, in place of BO's random start (`samplers.startup_trials`:
@@ -165,7 +165,7 @@ class MemoryProposer(Proposer):
             if self.transfer:
                 self._models[model] = (enc, TransferTPE(sources, enc))
             chosen = portfolio(sources, n_portfolio, start=[ctx.space.cards[model].default_config()])
-            picks += [Suggestion(model, c, SOURCE, f"zero-shot portfolio over {len(sources)} similar past task(s)",
+            picks += [Suggestion(model, c, SOURCE, f"best config of one of {len(sources)} similar past task(s)",
                                  attrs={"memory_stage": "portfolio"}) for c in chosen]
         with_history = {(s.name, m) for m, ss in self.sources.items() for s in ss}
         bare = [nb for nb in self.neighbours  # a study remembered without its trials: its best configs, as they are
