@@ -234,3 +234,14 @@ def test_flaml_vs_runs_both_on_the_same_split(tmp_path: Path) -> None:
     assert "| sklearn:iris | accuracy | 1 |" in markdown(rows, 1.0)
     frame = hpobench_frame("car")
     assert frame.shape == (30000, 6) and frame["val_acc"].between(0, 1).all()
+
+
+def test_pick_quality_ranks_and_table() -> None:
+    from evals.llm_pick_quality import ranks, table
+
+    assert ranks([0.9, 0.8, 0.9, 0.7], maximize=True) == [1.5, 3.0, 1.5, 4.0]  # ties share
+    assert ranks([3.0, 1.0, 2.0, 4.0], maximize=False) == [3.0, 1.0, 2.0, 4.0]
+    rows = [{"problem": "p", "seed": 0, "ranks": [2.0, 1.0, 3.0, 4.0], "raw": 0, "calibrated": 1},
+            {"problem": "p", "seed": 1, "ranks": [1.0, 2.0, 3.0, 4.0], "raw": 0, "calibrated": 0}]
+    text = table(rows)
+    assert "| A | 1.50" in text and "| calibrated | 1.00" in text and "1 / 1 / 0" in text and "| 1/1/0/0 |" in text
