@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     pack.add_argument("--suite", default="bayesmark")
     pack.add_argument("--source", default=SOURCE, help="the method whose runs fill the memory")
     pack.add_argument("--out", default="", help="results file to read (default evals/results/SUITE.jsonl)")
+    pack.add_argument("--seeds", type=int, default=0, help="only the source's runs of seeds below this (0: all)")
     args = parser.parse_args(argv)
 
     if args.cmd == "run":
@@ -70,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = [r for path in paths for r in load_rows(path)]
     if args.cmd == "pack":
         target = pack_path(RESULTS, args.suite)
+        if args.seeds:
+            rows = [r for r in rows if r["seed"] < args.seeds]
         n_studies, n_trials = write_suite_pack(rows, get_problems(args.suite), target, args.source)
         if not n_studies:
             print(f"no {args.source} runs in {', '.join(map(str, paths))}; run them first", file=sys.stderr)
