@@ -8,7 +8,7 @@ import re
 import secrets
 import time
 from pathlib import PurePath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
@@ -55,6 +55,11 @@ class Task(BaseModel):
     seed: int = Field(0, description="seed of the optimiser (and of the data, unless data_seed is set)")
     data_seed: int | None = Field(None, description="seed of the split, the CV folds and the models; default: seed")
     cv_folds: int = Field(5, ge=2, le=20)
+    validation: Literal["auto", "cv", "holdout"] = Field(
+        "auto", description="how a trial is scored: 'cv' (cv_folds-fold cross-validation), 'holdout' (only the "
+        "first of those folds: 1/cv_folds of the training rows validate, the rest train; cv_folds times cheaper), "
+        "'auto' (FLAML's rule, decided once when the study starts: holdout when a time budget is too short for "
+        "CV on a table this size, see `Task.decided`)")
     test_size: float = Field(0.2, ge=0, lt=0.9, description="share of rows held out for the test score; "
                              "0: none held out (CV and the refit use every row; no test score)")
     sampler: str = Field("tpe", description="BO engine: a name registered in hyperpilot.samplers (tpe, gp, random, qmc, cmaes, …)")
@@ -176,6 +181,25 @@ class Task(BaseModel):
             task = task.model_copy(update={"study_name": task.default_study_name()})
         return task
 
+    def decided(self, rows: int, columns: int) -> Task:
+        """A copy with `validation` 'auto' decided for a training table of `rows` × `columns`,
+        by FLAML's rule (`AutoML._decide_eval_method`): cross-validation when there is no time
+        budget, or when rows · columns / 0.9 < 10⁷ · timeout / 3600 and rows < 100,000;
+        otherwise the holdout. Stored with the study, so a resumed study keeps it."""
+        if self.validation != "auto":
+            return self
+        cv = self.timeout is None or (rows * columns / 0.9 < 1e7 * self.timeout / 3600 and rows < 100_000)
+        return self.model_copy(update={"validation": "cv" if cv else "holdout"})
+
+    @property
+    def scheme(self) -> str:
+        """How trials are scored, in words: `5-fold CV`, `holdout (1/5 of the training rows)`."""
+        if self.validation == "holdout":
+            return f"holdout (1/{self.cv_folds} of the training rows)"
+        if self.validation == "auto" and self.timeout is not None:
+            return f"{self.cv_folds}-fold CV (a holdout if the table is large for the time)"
+        return f"{self.cv_folds}-fold CV"
+
     def with_code(self) -> Task:
         """A copy that also tunes `custom_code`, whose programs the LLM writes (`solve --code`,
         "write your own model" in a chat), next to the models asked for (none: the default)."""
@@ -204,7 +228,7 @@ class Task(BaseModel):
         parts.append(f"models {', '.join(self.models)}" if self.models else "default model")
         budget = [f"{self.n_trials} trials" if self.n_trials else "", duration(self.timeout) if self.timeout else ""]
         parts.append("budget " + ", ".join(b for b in budget if b) + ("" if self.n_trials else " (no trial cap)"))
-        parts.append(f"{self.cv_folds}-fold CV")
+        parts.append(self.scheme)
         if self.drop:
             parts.append(f"dropping {', '.join(self.drop)}")
         return " · ".join(parts)

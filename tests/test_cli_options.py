@@ -222,10 +222,12 @@ def test_describe() -> None:
     task = Task(data="data/iris.csv", target="species", task_type="multiclass", metric="accuracy",
                 models=["random_forest", "svm"], n_trials=20, timeout=600)
     assert task.describe() == ("multiclass classification of 'species' in iris.csv · metric accuracy (maximise) · "
-                               "models random_forest, svm · budget 20 trials, 10 min · 5-fold CV")
+                               "models random_forest, svm · budget 20 trials, 10 min · 5-fold CV (a holdout if the table is large for the time)")
+    assert task.updated(validation="holdout").describe().endswith("· holdout (1/5 of the training rows)")
+    assert task.updated(timeout=None).describe().endswith("· 5-fold CV")  # no time budget: auto is CV
     loose = Task(data="x.csv", target="y", metric="rmse", timeout=5430, drop=["id"])
     assert loose.describe() == ("a model (task type from the data) of 'y' in x.csv · metric rmse (minimise) · "
-                                "default model · budget 1 h 30 min 30 s (no trial cap) · 5-fold CV · dropping id")
+                                "default model · budget 1 h 30 min 30 s (no trial cap) · 5-fold CV (a holdout if the table is large for the time) · dropping id")
 
 
 def test_a_request_with_target_and_seed_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -132,3 +132,48 @@ def test_warm_starts_the_worker_before_any_job() -> None:
         assert res.ok and sandbox._worker.proc.pid == pid  # noqa: SLF001 - the job ran in the warmed worker
     finally:
         executor.close()
+
+
+@pytest.mark.parametrize(("timeout", "rows", "columns", "expected"), [
+    (None, 1_000_000, 100, "cv"),  # no time budget: always CV (FLAML's rule)
+    (15, 455, 30, "cv"),  # 15 s, breast_cancer's training rows: 15,167 < 41,667
+    (15, 24_000, 5, "holdout"),  # 15 s, an HPOBench table: 133,333 ≥ 41,667
+    (3600, 99_999, 10, "cv"),  # an hour: 1.1e6 < 1e7
+    (3600, 100_000, 1, "holdout"),  # 100,000 rows or more: the holdout whatever the time
+])
+def test_auto_validation_follows_flamls_rule(timeout: float | None, rows: int, columns: int, expected: str) -> None:
+    task = Task(data="x.csv", timeout=timeout)
+    assert task.validation == "auto"
+    assert task.decided(rows, columns).validation == expected
+    for chosen in ("cv", "holdout"):  # what the user chose is kept
+        assert task.updated(validation=chosen).decided(rows, columns).validation == chosen
+
+
+def test_a_validation_name_is_checked() -> None:
+    with pytest.raises(TaskError, match="validation"):
+        Task(data="x.csv", validation="bootstrap")
+
+
+def test_a_holdout_scores_each_trial_on_the_first_fold_only_and_resume_keeps_it() -> None:
+    task = Task(data="sklearn:breast_cancer", models=["logistic_regression"], n_trials=2, cv_folds=4, validation="holdout")
+    assistant = Assistant(llm="none", memory=False, executor=InProcessExecutor())
+    result = assistant.solve(task)
+    assert result.task.validation == "holdout"
+    study = studies.load_study(result.study_name)
+    assert all(len(t.intermediate_values) == 1 for t in study.trials)  # one validation split a trial, not 4 folds
+    assert "holdout (1/4 of the training rows)" in result.report_path.read_text()
+    again = assistant.resume(result.study_name, n_trials=3)
+    assert again.task.validation == "holdout" and all(len(t.intermediate_values) == 1 for t in studies.load_study(result.study_name).trials)
+
+
+def test_a_short_time_budget_on_a_large_table_decides_holdout_for_the_study() -> None:
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(3000, 20)), columns=[f"f{i}" for i in range(20)])
+    frame["y"] = frame["f0"] + rng.normal(size=3000)
+    task = Task(data=frame, target="y", models=["ridge"], timeout=2, n_trials=2)  # 2,400 × 20 / 0.9 ≥ 1e7 · 2 / 3600
+    result = Assistant(llm="none", memory=False, executor=InProcessExecutor()).solve(task)
+    assert result.task.validation == "holdout"
+    assert studies.stored_task(studies.load_study(result.study_name)).validation == "holdout"

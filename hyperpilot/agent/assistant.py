@@ -114,6 +114,7 @@ class Assistant:
         task = task.resolved(task_type)
         space = StudySpace([get_model_card(m, task_type) for m in task.models])
         X_train, X_test, y_train, y_test = split(data, task) if task.test_size else (data.X, None, data.y, None)
+        task = task.decided(*X_train.shape)  # validation 'auto': CV, or a holdout when the time is short for the table
         check_folds(y_train, task)  # before any trial: every fold can train on every class
         reads: dict[str, Any] = {}  # how the models read the data (a text column, an image shape), for the card
         for name in task.models:

@@ -206,6 +206,7 @@ def solve(
     timeout: TimeoutAlias = None,
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed for the split, the folds, the models and the sampler (default 0)."),
     folds: Optional[int] = typer.Option(None, "--folds", help="Cross-validation folds (default 5)."),
+    validation: Optional[str] = typer.Option(None, "--validation", metavar="auto|cv|holdout", help="How a trial is scored: cv (every fold), holdout (the first fold only: --folds times cheaper) or auto (default: CV, a holdout when --time is short for the table's size, FLAML's rule)."),
     sampler: SamplerOption = None,
     study: Optional[str] = typer.Option(None, "--study", help="Study name; an existing name resumes that study. Default: a new name per run."),
     encoding: Optional[str] = typer.Option(None, "--encoding", help="Text encoding of a CSV file (default utf-8), e.g. latin-1 or cp1252."),
@@ -229,8 +230,8 @@ def solve(
     with _one_line():
         fields = task_fields(given(ctx, {
             "data": data, "target": target, "model": model, "metric": metric, "task_type": task_type, "trials": trials,
-            "timeout": timeout, "time": time, "seed": seed, "folds": folds, "sampler": sampler, "study": study,
-            "encoding": encoding, "drop": drop, "text_column": text_column, "base_model": base_model}))
+            "timeout": timeout, "time": time, "seed": seed, "folds": folds, "validation": validation, "sampler": sampler,
+            "study": study, "encoding": encoding, "drop": drop, "text_column": text_column, "base_model": base_model}))
         if not request and "data" not in fields:
             raise HyperpilotError('give --data FILE (or a request in words: hyperpilot solve "tune svm on sklearn:wine")')
         settings = _settings(ctx, {}, llm=llm, llm_rate=llm_rate, memory=memory, workers=workers,

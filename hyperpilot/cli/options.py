@@ -64,7 +64,8 @@ StorageOption = Annotated[Optional[str], typer.Option("--storage", metavar="URL"
 
 # option name -> the Task field it sets (--timeout: the old name of --time; --time wins when both are given)
 TASK_FIELDS = {"data": "data", "target": "target", "model": "models", "metric": "metric", "task_type": "task_type",
-               "trials": "n_trials", "timeout": "timeout", "time": "timeout", "seed": "seed", "folds": "cv_folds", "sampler": "sampler",
+               "trials": "n_trials", "timeout": "timeout", "time": "timeout", "seed": "seed", "folds": "cv_folds", "validation": "validation",
+               "sampler": "sampler",
                "study": "study_name", "encoding": "encoding", "drop": "drop",
                "text_column": "text_column", "base_model": "base_model"}
 # the run settings an Assistant stores with its study (`Assistant.run_settings`) and their defaults

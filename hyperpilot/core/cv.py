@@ -1,7 +1,7 @@
 """`CrossValidation`: the objective of a tuning task, with trusted scoring.
 
 Folds are made here (stratified for classification, seeded by the task's data seed, so
-every optimiser sees the same objective); the executor runs the trainer and reports each
+every optimiser sees the same objective; `validation` 'holdout' keeps only the first); the executor runs the trainer and reports each
 fold's predictions; the metric is computed here (`core.scoring`), reported to the trial
 as the running mean (so a pruner can stop a poor trial after a fold), and the trial's
 value is the mean over folds. A trainer that trains in epochs (`trainers.run.run_epochs`)
@@ -57,6 +57,8 @@ class CrossValidation:
         cv_cls = KFold if task.task_type == "regression" else StratifiedKFold
         cv = cv_cls(n_splits=task.cv_folds, shuffle=True, random_state=task.split_seed)
         self.folds = [(np.asarray(tr), np.asarray(va)) for tr, va in cv.split(np.zeros(len(self.y)), self.y)]
+        if task.validation == "holdout":
+            self.folds = self.folds[:1]  # the first fold alone: the same rows every trial
         self.responses = response_for(task.metric, task.task_type)
 
     def job(self, model: str, config: dict[str, Any], seed: int, code: str | None = None, **kw: Any) -> Job:

@@ -83,12 +83,12 @@ def write_report(result: Result, folder: Path, study: optuna.Study) -> None:
     md = f"""# hyperpilot report: {result.study_name}
 
 **Task:** {task.task_type} on `{task.data}` (target `{result.dataset_card.target}`), metric
-**{task.metric}** ({task.direction}), models {', '.join(task.models)}, {task.cv_folds}-fold CV,
+**{task.metric}** ({task.direction}), models {', '.join(task.models)}, {task.scheme},
 {task.test_size:.0%} held out, seed {task.seed}, sampler {task.sampler}.
 
 ## Result
 - Best model: **{result.best_model}**
-- Cross-validated {task.metric}: **{result.cv_score:.4f}**
+- {'Holdout' if task.validation == 'holdout' else 'Cross-validated'} {task.metric}: **{result.cv_score:.4f}**
 - Held-out test {task.metric}: {"none (nothing held out)" if result.test_score is None else f"**{result.test_score:.4f}**"}
 - Trials: {result.n_trials} ({result.n_failed} failed, {result.n_pruned} pruned), wall time {result.wall_seconds:.1f} s
 - Model: `{result.model_path.name}` (joblib; `joblib.load(...).predict(X)`)
@@ -98,7 +98,7 @@ def write_report(result: Result, folder: Path, study: optuna.Study) -> None:
 {config}
 
 ## Models compared
-CV {task.metric} over {task.cv_folds} folds; std is over the folds of the model's best trial.
+Validation {task.metric} ({task.scheme}); std is over the folds of the model's best trial.
 
 {_models_md(models)}
 
