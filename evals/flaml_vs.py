@@ -120,7 +120,7 @@ def run_hyperpilot(task: Any) -> dict[str, Any]:
         wall = time.perf_counter() - start
     assert result.test_score is not None  # test_size 0.2: always a held-out score
     return {"score": result.test_score, "wall_seconds": round(wall, 2), "model": result.best_model,
-            "trials": int(result.n_trials)}
+            "trials": int(result.n_trials), "validation": result.task.validation}
 
 
 def run_flaml(task: Any) -> dict[str, Any]:
@@ -140,7 +140,8 @@ def run_flaml(task: Any) -> dict[str, Any]:
     return {"score": float(score), "wall_seconds": round(wall, 2), "model": str(automl.best_estimator), "trials": trials}
 
 
-def run(tables_: list[str], seeds: int, budget: float, out: Path, log: Any = print) -> list[dict[str, Any]]:
+def run(tables_: list[str], seeds: int, budget: float, out: Path, log: Any = print,
+        methods: tuple[str, ...] = METHODS) -> list[dict[str, Any]]:
     """Every (seed, table, method) cell not in `out` yet, seed by seed (so a partial run
     covers every table at the first seeds); returns all rows of `out`."""
     rows = [json.loads(line) for line in out.read_text().splitlines() if line.strip()] if out.exists() else []
@@ -148,7 +149,7 @@ def run(tables_: list[str], seeds: int, budget: float, out: Path, log: Any = pri
     out.parent.mkdir(parents=True, exist_ok=True)
     for seed in range(seeds):
         for table in tables_:
-            for method in METHODS:
+            for method in methods:
                 if (table, method, seed, budget) in done:
                     continue
                 task = task_for(table, seed, budget)
@@ -200,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--tables", default="", help="comma-separated, e.g. sklearn:iris,hpobench:car (default: all)")
     parser.add_argument("--out", default=str(RESULTS / "flaml_vs.jsonl"))
+    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated: hyperpilot, flaml or both")
     args = parser.parse_args(argv)
     # one OpenMP thread in every thread, set before scikit-learn or LightGBM loads it:
     # `threadpool_limits` reaches only the calling thread, and hyperpilot's trials run in a worker thread
@@ -208,7 +210,10 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(chosen) - set(tables())
     if unknown:
         parser.error(f"unknown table(s) {', '.join(sorted(unknown))}; choose from {', '.join(tables())}")
-    rows = run(chosen, args.seeds, args.budget, Path(args.out))
+    methods = tuple(m for m in args.methods.split(",") if m)
+    if not methods or set(methods) - set(METHODS):
+        parser.error(f"--methods: choose from {', '.join(METHODS)}")
+    rows = run(chosen, args.seeds, args.budget, Path(args.out), methods=methods)
     print(markdown([r for r in rows if r["table"] in chosen], args.budget))
     return 0
 
