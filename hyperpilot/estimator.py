@@ -173,8 +173,8 @@ class _AutoEstimator(BaseEstimator):
 
 
 class AutoClassifier(ClassifierMixin, _AutoEstimator):
-    """Tunes classifiers (model cards: hist_gradient_boosting by default, any of `hyperpilot
-    models`) for `metric` (accuracy by default; roc_auc, log_loss, f1, …) by cross-validated
+    """Tunes classifiers (model cards: hist_gradient_boosting, extra_trees and logistic_regression by
+    default, any of `hyperpilot models`) for `metric` (accuracy by default; roc_auc, log_loss, f1, …) by cross-validated
     Bayesian optimisation; a scikit-learn classifier. Fitted attributes: `best_estimator_`,
     `best_model_`, `best_config_`, `best_score_` (mean CV score), `leaderboard_`, `study_`,
     `classes_`, `n_features_in_`, `feature_names_in_` (DataFrame input), `result_`."""
@@ -192,7 +192,7 @@ class AutoClassifier(ClassifierMixin, _AutoEstimator):
 
 
 class AutoRegressor(RegressorMixin, _AutoEstimator):
-    """Tunes regressors (model cards: hist_gradient_boosting by default) for `metric` (rmse by
+    """Tunes regressors (model cards: hist_gradient_boosting, extra_trees and ridge by default) for `metric` (rmse by
     default; mae, r2, …) by cross-validated Bayesian optimisation; a scikit-learn regressor.
     Fitted attributes as `AutoClassifier`'s, without `classes_`."""
 

@@ -20,10 +20,12 @@ from hyperpilot.space import _first_error
 if TYPE_CHECKING:
     import pandas as pd
 
+# three families when the user names none: boosted trees, randomised trees, a linear model
+# (measured against FLAML and HistGradientBoosting alone: docs/benchmarks.md, "hyperpilot vs FLAML")
 DEFAULT_MODELS: dict[str, list[str]] = {
-    "binary": ["hist_gradient_boosting"],
-    "multiclass": ["hist_gradient_boosting"],
-    "regression": ["hist_gradient_boosting"],
+    "binary": ["hist_gradient_boosting", "extra_trees", "logistic_regression"],
+    "multiclass": ["hist_gradient_boosting", "extra_trees", "logistic_regression"],
+    "regression": ["hist_gradient_boosting", "extra_trees", "ridge"],
 }
 
 
@@ -225,7 +227,7 @@ class Task(BaseModel):
         if self.metric:
             sense = "maximise" if get_metric(self.metric).direction == "maximize" else "minimise"
             parts.append(f"metric {self.metric} ({sense})")
-        parts.append(f"models {', '.join(self.models)}" if self.models else "default model")
+        parts.append(f"models {', '.join(self.models)}" if self.models else "default models")
         budget = [f"{self.n_trials} trials" if self.n_trials else "", duration(self.timeout) if self.timeout else ""]
         parts.append("budget " + ", ".join(b for b in budget if b) + ("" if self.n_trials else " (no trial cap)"))
         parts.append(self.scheme)

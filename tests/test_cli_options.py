@@ -227,7 +227,7 @@ def test_describe() -> None:
     assert task.updated(timeout=None).describe().endswith("· 5-fold CV")  # no time budget: auto is CV
     loose = Task(data="x.csv", target="y", metric="rmse", timeout=5430, drop=["id"])
     assert loose.describe() == ("a model (task type from the data) of 'y' in x.csv · metric rmse (minimise) · "
-                                "default model · budget 1 h 30 min 30 s (no trial cap) · 5-fold CV (a holdout if the table is large for the time) · dropping id")
+                                "default models · budget 1 h 30 min 30 s (no trial cap) · 5-fold CV (a holdout if the table is large for the time) · dropping id")
 
 
 def test_a_request_with_target_and_seed_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -198,7 +198,7 @@ def solve(
     request: Optional[str] = typer.Argument(None, help='A request in words, e.g. "tune a random forest on data.csv to predict churn, maximise F1, 40 trials"; options given as well win.'),
     data: Optional[str] = typer.Option(None, "--data", "-d", help="CSV or Parquet file, or a built-in: sklearn:breast_cancer, sklearn:iris, sklearn:wine, sklearn:digits, sklearn:diabetes."),
     target: Optional[str] = typer.Option(None, "--target", "-t", help="Target column (may be left out for sklearn: datasets, whose target is 'target')."),
-    model: list[str] = typer.Option([], "--model", "-m", help="Model card to tune (repeat to compare models); `hyperpilot models` lists them. Default: hist_gradient_boosting."),
+    model: list[str] = typer.Option([], "--model", "-m", help="Model card to tune (repeat to compare models); `hyperpilot models` lists them. Default: hist_gradient_boosting, extra_trees and logistic_regression (ridge for regression)."),
     metric: Optional[str] = typer.Option(None, "--metric", help="accuracy, balanced_accuracy, f1, precision, recall, roc_auc, log_loss, rmse, mse, mae or r2 (common names such as AUC or R² work too). Default: accuracy / rmse."),
     task_type: Optional[str] = typer.Option(None, "--task", help="binary, multiclass or regression (inferred from the target when left out)."),
     trials: TrialsOption = None,
