@@ -67,9 +67,23 @@ def test_no_cap_runs_until_the_deadline_and_starts_nothing_after_it() -> None:
     took = time.perf_counter() - start
     trials = ctx.study.trials
     assert len(trials) > 20  # more than the default cap: the time budget alone decides
-    assert took >= 1.0  # it ran until the deadline
+    assert took >= 1.0 - max(t.user_attrs["seconds"] for t in trials)  # it ran until a typical trial no longer fitted
     assert max(t.datetime_start.timestamp() for t in trials) < started + 1.0  # type: ignore[union-attr]  # none started after it
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+
+
+def test_the_loop_keeps_the_reserve_free_and_starts_no_trial_that_would_run_into_it() -> None:
+    ctx = _ctx(None, 1.0)
+    start = time.perf_counter()
+    started = time.time()
+    StudyLoop(ctx, _folds(1, 0.1), reserve=lambda seconds: 3 * seconds).run(None, start + 1.0)  # ~0.3 s kept for the refit
+    took = time.perf_counter() - start
+    trials = ctx.study.trials
+    typical = min(t.user_attrs["seconds"] for t in trials)  # the median the loop used is at least this
+    assert len(trials) >= 3 and all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    last_start = max(t.datetime_start.timestamp() for t in trials) - started  # type: ignore[union-attr]
+    assert last_start < 1.0 - 3 * typical - typical + 0.05  # no trial started that a typical one would carry into the reserve
+    assert took < 1.0  # the reserve is left for the work after the loop
 
 
 def test_a_trial_running_at_the_deadline_stops_after_its_fold() -> None:
@@ -81,9 +95,10 @@ def test_a_trial_running_at_the_deadline_stops_after_its_fold() -> None:
     assert [t.state.name for t in trials] == ["COMPLETE"]
 
     ctx = _ctx(None, 0.5)
-    loop = StudyLoop(ctx, _folds(4, 0.1))
+    fast, slow = _folds(4, 0.05), _folds(4, 0.3)
+    loop = StudyLoop(ctx, lambda handle: fast(handle) if handle.number == 0 else slow(handle))
     start = time.perf_counter()
-    loop.run(None, start + 0.6)  # trial 0 completes at ~0.4 s; trial 1 starts and is stopped at the deadline
+    loop.run(None, start + 0.6)  # trial 0 completes at ~0.2 s; trial 1, longer than it, is stopped at the deadline
     states = [t.state.name for t in ctx.study.trials]
     assert states == ["COMPLETE", "PRUNED"]
     stopped = ctx.study.trials[1]
@@ -177,3 +192,18 @@ def test_a_short_time_budget_on_a_large_table_decides_holdout_for_the_study() ->
     result = Assistant(llm="none", memory=False, executor=InProcessExecutor()).solve(task)
     assert result.task.validation == "holdout"
     assert studies.stored_task(studies.load_study(result.study_name)).validation == "holdout"
+
+
+@pytest.mark.parametrize(("validation", "expected"), [("cv", 2.5), ("holdout", 12.5)])
+def test_the_refit_reserve_scales_a_trials_seconds_to_one_fit_on_every_row(validation: str, expected: float) -> None:
+    import numpy as np
+    import pandas as pd
+
+    from hyperpilot.core.cv import CrossValidation
+
+    X = pd.DataFrame({"a": np.arange(100.0)})
+    y = pd.Series(np.arange(100.0))
+    task = Task(data="t", models=["ridge"], cv_folds=5, validation=validation).resolved("regression")
+    cv = CrossValidation(InProcessExecutor(), X, y, task)
+    # 5-fold CV: a 10 s trial is 5 fits on 80 rows, the refit 1 fit on 100; the holdout: 1 fit on 80
+    assert cv.refit_seconds(10.0) == pytest.approx(expected)

@@ -137,7 +137,7 @@ class Assistant:
         objective = CrossValidation(executor, X_train, y_train, task, code_for=programs.code_for)
         ctx = StudyContext(task, study, space, card)
         loop = StudyLoop(ctx, objective, [CardDefaults(), *self._proposers(task)], workers=self.workers, on_trial=self.on_trial,
-                         heartbeat=studies.heartbeat)
+                         heartbeat=studies.heartbeat, reserve=objective.refit_seconds)  # the refit fits in the time budget
         deadline = start + task.timeout if task.timeout else None
         if self.on_start is not None:
             self.on_start(task)

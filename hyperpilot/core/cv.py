@@ -123,6 +123,13 @@ class CrossValidation:
             return Outcome(None, seconds, str(e), steps=values, attrs=attrs)
         return Outcome(value, seconds, steps=values, attrs=attrs)
 
+    def refit_seconds(self, trial_seconds: float) -> float:
+        """The expected seconds of `refit` for a config whose trial took `trial_seconds`: one
+        fit on every training row, against a trial's fit per fold on the fold's training rows
+        (taken as linear in the rows)."""
+        rows_per_fold = np.mean([len(train) for train, _ in self.folds])
+        return trial_seconds / len(self.folds) * len(self.y) / rows_per_fold
+
     def refit(self, model: str, config: dict[str, Any], X_test: pd.DataFrame | None, y_test: pd.Series | None,
               seed: int, code: str | None = None) -> tuple[Any, float | None]:
         """Fit `config` on every training row and score it on (X_test, y_test): (the fitted

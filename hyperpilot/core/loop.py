@@ -9,11 +9,14 @@
             seconds and error, tell the proposers and the progress callback
     finish: proposers' `finish`
 
-A deadline is a time budget: no trial starts after it, and a trial still running then is
-stopped after its current fold (recorded PRUNED, user attr `stopped: deadline`) once the
-study has a completed trial; before that it finishes, and a study without a completed
-trial starts one even when the deadline has passed (loading the data or the planner took
-the budget), so a study ends with a model when one can be had.
+A deadline is a time budget for the loop and the work after it (the refit): the loop keeps
+`reserve(best trial's seconds)` free before it (`CrossValidation.refit_seconds`), starts no
+trial that a typical trial of this run (the median of its completed ones) would carry past
+that point, and stops a trial still running there after its current fold (recorded PRUNED,
+user attr `stopped: deadline`) once the study has a completed trial; before that it
+finishes, and a study without a completed trial starts one even when the deadline has
+passed (loading the data or the planner took the budget), so a study ends with a model when
+one can be had.
 
 Several loops may share one study (processes on other machines, through a shared storage):
 before each trial the budget is read from the storage — counted trials plus trials running
@@ -36,6 +39,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
 
+import numpy as np
 import optuna
 from optuna.trial import TrialState
 
@@ -109,11 +113,14 @@ class StudyLoop:
     `workers`: trials in flight at once (each on its own thread; the objective decides
     where it really runs). `on_trial(record)` is called after every finished trial;
     `heartbeat(study, trial)` (a context manager around each running trial) lets a
-    storage with heartbeats tell later that a trial's process died (`studies.heartbeat`)."""
+    storage with heartbeats tell later that a trial's process died (`studies.heartbeat`);
+    `reserve(seconds)`: the seconds to keep free before a deadline for the work after the
+    loop, given the best trial's seconds (none kept when not given)."""
 
     def __init__(self, ctx: StudyContext, objective: Objective, proposers: Sequence[Proposer] = (), *,
                  workers: int = 1, on_trial: Callable[[TrialRecord], None] | None = None,
-                 heartbeat: Callable[[optuna.Study, optuna.Trial], AbstractContextManager[Any]] | None = None) -> None:
+                 heartbeat: Callable[[optuna.Study, optuna.Trial], AbstractContextManager[Any]] | None = None,
+                 reserve: Callable[[float], float] | None = None) -> None:
         if workers < 1:
             raise HyperpilotError(f"workers must be at least 1, got {workers}")
         self.ctx = ctx
@@ -122,9 +129,12 @@ class StudyLoop:
         self.workers = workers
         self.on_trial = on_trial
         self.heartbeat = heartbeat
+        self.reserve = reserve
         self.rejected: dict[str, int] = {}  # suggestions dropped (invalid or duplicate), by source
         self._queued = 0
         self._best: float | None = None
+        self._best_seconds = 0.0  # the best trial's seconds (what the refit's reserve scales with)
+        self._seconds: list[float] = []  # this run's completed trials' seconds (a typical trial's length)
         self._deadline: float | None = None
 
     # -- the loop ------------------------------------------------------------------------
@@ -142,6 +152,8 @@ class StudyLoop:
         ctx.n_done = count_finished(trials)
         self._queued = sum(t.state == TrialState.WAITING for t in trials)
         self._best = _best_value(study)
+        if self._best is not None:
+            self._best_seconds = float(study.best_trial.user_attrs.get("seconds", 0.0))
         for proposer in self.proposers:
             for s in proposer.start(ctx):
                 self._enqueue(s)
@@ -150,7 +162,7 @@ class StudyLoop:
         with ThreadPoolExecutor(self.workers, thread_name_prefix="hyperpilot-trial") as pool:
             while True:
                 while (len(pending) < self.workers and self._room(n_trials)
-                       and (deadline is None or time.perf_counter() < deadline or (n_started == 0 and self._best is None))):
+                       and (self._time_for_one() or (n_started == 0 and self._best is None))):
                     n_started += 1
                     handle = self._start()
                     if self._surplus(handle, n_trials):
@@ -230,9 +242,23 @@ class StudyLoop:
         ctx.running.append((model, config))
         return TrialHandle(trial, suggestion, trial_seed(ctx.task.seed, trial.number), self._out_of_time)
 
+    def _trials_end(self) -> float | None:
+        """When trials must end: the deadline less the reserve for the work after the loop."""
+        if self._deadline is None:
+            return None
+        reserve = self.reserve(self._best_seconds) if self.reserve is not None and self._best is not None else 0.0
+        return self._deadline - reserve
+
+    def _time_for_one(self) -> bool:
+        """Whether a typical trial of this run (the median of its completed ones) ends in time."""
+        end = self._trials_end()
+        typical = float(np.median(self._seconds)) if self._seconds else 0.0
+        return end is None or time.perf_counter() + typical < end
+
     def _out_of_time(self) -> bool:
-        """Past the deadline, with a completed trial to show for it (a running trial may stop)."""
-        return self._deadline is not None and self._best is not None and time.perf_counter() >= self._deadline
+        """Past the time for trials, with a completed trial to show for it (a running trial may stop)."""
+        end = self._trials_end()
+        return end is not None and self._best is not None and time.perf_counter() >= end
 
     def _enqueue(self, s: Suggestion, check_new: bool = False) -> bool:
         """Queue `s` in the study; False (and counted) when it is invalid or already tried."""
@@ -271,8 +297,9 @@ class StudyLoop:
         elif outcome.value is not None:
             state = TrialState.COMPLETE
             ctx.study.tell(trial, outcome.value)
+            self._seconds.append(outcome.seconds or seconds)
             if self._best is None or (outcome.value > self._best if _maximize(ctx.study) else outcome.value < self._best):
-                self._best = outcome.value
+                self._best, self._best_seconds = outcome.value, outcome.seconds or seconds
         else:
             state = TrialState.FAIL
             ctx.study.tell(trial, state=state)
