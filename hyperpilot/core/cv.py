@@ -127,7 +127,7 @@ class CrossValidation:
         """The expected seconds of `refit` for a config whose trial took `trial_seconds`: one
         fit on every training row, against a trial's fit per fold on the fold's training rows
         (taken as linear in the rows)."""
-        rows_per_fold = np.mean([len(train) for train, _ in self.folds])
+        rows_per_fold = float(np.mean([len(train) for train, _ in self.folds]))
         return trial_seconds / len(self.folds) * len(self.y) / rows_per_fold
 
     def refit(self, model: str, config: dict[str, Any], X_test: pd.DataFrame | None, y_test: pd.Series | None,
