@@ -195,6 +195,24 @@ def test_a_conversation_is_saved_and_resumed(folder: Path) -> None:
         Conversation.resume("gone", [], cwd=folder)
 
 
+def test_a_conversation_reopened_in_another_folder_keeps_its_files(folder: Path, tmp_path: Path) -> None:
+    """A terminal conversation reopened by `hyperpilot serve` (whose folder is another): the
+    files it named or was given are still the ones in the folder where it began."""
+    c = chat(folder, name="moved")
+    c.turn("tune a random forest on iris.csv, 2 trials, 2 folds")
+    (tmp_path / "web").mkdir()
+    again = Conversation.resume("moved", all_tools(runtime(tmp_path / "web")), cwd=tmp_path / "web")
+    reply = again.turn("species")
+    assert reply.kind == "plan" and again.state.plan is not None
+    assert again.state.plan["data"] == str(folder / "iris.csv")
+
+    c = chat(folder, name="given")
+    c.attach(folder / "iris.csv")
+    again = Conversation.resume("given", all_tools(runtime(tmp_path / "web")), cwd=tmp_path / "web")
+    again.turn("tune a random forest to predict species, 2 trials")
+    assert again.state.plan is not None and again.state.plan["data"] == str(folder / "iris.csv")
+
+
 def _read_until(fd: int, pattern: str, seen: list[str], timeout: float = 240.0) -> str:
     end = time.monotonic() + timeout
     while time.monotonic() < end:

@@ -166,10 +166,11 @@ class Conversation:
         """A file the user gave (an upload in `hyperpilot serve`): it answers a pending "which
         data?" question, and a later request that names no file uses it. Only read as a table."""
         name = path.name if path.parent == self.cwd else str(path)
-        self.state.files.append(name)
+        located = str(path if path.is_absolute() else self.cwd / path)  # kept whole: the conversation may reopen elsewhere
+        self.state.files.append(located)
         self._save({"role": "user", "file": name})
         if self.state.question == "data":
-            self.state.given["data"] = name
+            self.state.given["data"] = located
             reply = self._parse()
         else:
             cols = f" (columns: {', '.join(columns[:20])}{' …' if len(columns) > 20 else ''})" if columns else ""
@@ -191,8 +192,11 @@ class Conversation:
         return self._request(text, code=True)
 
     def _request(self, text: str, given: dict[str, Any] | None = None, code: bool = False) -> Reply:
-        if self.state.files and not read_rules(text).get("data"):
+        named = read_rules(text).get("data")
+        if self.state.files and not named:
             given = {"data": self.state.files[-1], **(given or {})}
+        elif isinstance(named, str) and (self.cwd / named).is_file():  # a file here: kept whole, so a reopened
+            given = {"data": str(self.cwd / named), **(given or {})}  # conversation (another folder) finds it
         self.state.request, self.state.given, self.state.plan = text, dict(given or {}), None
         self.state.code = code
         return self._parse()
