@@ -68,12 +68,12 @@ CHILD = textwrap.dedent('''
     mode, name = sys.argv[2], sys.argv[3]
     assistant = Assistant(llm=ScriptedLLM(delay=0.3), llm_rate=0.5, memory=Memory(os.environ["FI_MEMORY"]))
     if mode == "solve":
-        task = Task(data="sklearn:breast_cancer", models=["decision_tree", "knn"], n_trials=%d, cv_folds=3, study_name=name, seed=int(sys.argv[4]))
+        task = Task(data="sklearn:breast_cancer", models=["decision_tree", "knn"], n_trials=__BUDGET__, cv_folds=3, study_name=name, seed=int(sys.argv[4]))
         assistant.solve(task)
     else:
         assistant.resume(name)
     mark("done")
-''' % BUDGET)
+''').replace("__BUDGET__", str(BUDGET))
 
 
 def _env(home: Path) -> dict[str, str]:

@@ -176,7 +176,8 @@ def test_a_holdout_scores_each_trial_on_the_first_fold_only_and_resume_keeps_it(
     assert result.task.validation == "holdout"
     study = studies.load_study(result.study_name)
     assert all(len(t.intermediate_values) == 1 for t in study.trials)  # one validation split a trial, not 4 folds
-    assert "holdout (1/4 of the training rows)" in result.report_path.read_text()
+    report = result.report_path.read_text()
+    assert "holdout (1/4 of the training rows)" in report and "one split, so no std" in report
     again = assistant.resume(result.study_name, n_trials=3)
     assert again.task.validation == "holdout" and all(len(t.intermediate_values) == 1 for t in studies.load_study(result.study_name).trials)
 

@@ -98,7 +98,7 @@ def write_report(result: Result, folder: Path, study: optuna.Study) -> None:
 {config}
 
 ## Models compared
-Validation {task.metric} ({task.scheme}); std is over the folds of the model's best trial.
+Validation {task.metric} ({task.scheme}); {'one split, so no std' if task.validation == 'holdout' else "std is over the folds of the model's best trial"}.
 
 {_models_md(models)}
 
