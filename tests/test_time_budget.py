@@ -14,11 +14,12 @@ from threadpoolctl import threadpool_limits
 from hyperpilot import Assistant, Task, studies
 from hyperpilot.cards import get_model_card
 from hyperpilot.core.loop import StudyLoop, TrialHandle
-from hyperpilot.core.proposer import StudyContext
+from hyperpilot.core.proposer import Proposer, StudyContext
 from hyperpilot.core.space import StudySpace
-from hyperpilot.core.types import Outcome
+from hyperpilot.core.types import Outcome, Suggestion
 from hyperpilot.errors import HyperpilotError, TaskError
 from hyperpilot.sandbox import InProcessExecutor, Sandbox, SandboxExecutor
+from hyperpilot.trainers.code import CUSTOM_CODE, code_id
 
 KNN = get_model_card("knn")
 
@@ -208,3 +209,68 @@ def test_the_refit_reserve_scales_a_trials_seconds_to_one_fit_on_every_row(valid
     cv = CrossValidation(InProcessExecutor(), X, y, task)
     # 5-fold CV: a 10 s trial is 5 fits on 80 rows, the refit 1 fit on 100; the holdout: 1 fit on 80
     assert cv.refit_seconds(10.0) == pytest.approx(expected)
+
+
+SLOW = '''import time
+
+from sklearn.dummy import DummyClassifier
+
+
+def build(config):
+    time.sleep(600)
+    return DummyClassifier()
+'''
+
+
+class SlowProgram(Proposer):
+    """After the first completed trial, one `custom_code` trial whose program sleeps 10 minutes."""
+
+    name = "slow"
+
+    def __init__(self) -> None:
+        self.done = False
+
+    def suggest(self, ctx: StudyContext) -> Suggestion | None:
+        if self.done or not ctx.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+            return None
+        self.done = True
+        return Suggestion(CUSTOM_CODE, get_model_card(CUSTOM_CODE).default_config(), "slow",
+                          attrs={"code_id": code_id(SLOW), "code": SLOW})
+
+
+def test_the_sandbox_stops_a_trial_still_running_at_the_end_of_the_time_budget() -> None:
+    """A single-fold trial has no fold to stop after: the sandbox kills it at `Job.stop_at`;
+    the study keeps its model and ends about when the budget does, not 10 minutes later."""
+    task = Task(data="sklearn:iris", models=["logistic_regression", CUSTOM_CODE], cv_folds=2, validation="holdout", timeout=20)
+    executor = SandboxExecutor(trial_timeout=300)
+    start = time.perf_counter()
+    try:
+        result = Assistant(llm="none", memory=False, executor=executor, proposers=[SlowProgram()]).solve(task)
+    finally:
+        executor.close()
+    took = time.perf_counter() - start
+    study = studies.load_study(result.study_name)
+    slow = [t for t in study.trials if t.user_attrs.get("source") == "slow"]
+    assert len(slow) == 1, "the slow program must have started for this test (a loaded machine may delay it)"
+    assert slow[0].state == optuna.trial.TrialState.PRUNED and slow[0].user_attrs["stopped"] == "deadline"
+    assert result.best_model in task.models and took < 20 + 60  # the budget, the refit and the report
+
+
+def test_a_job_whose_stop_at_has_passed_is_not_started() -> None:
+    from hyperpilot.core.cv import CrossValidation
+    from hyperpilot.core.loop import FixedTrial
+    from hyperpilot.data import load_dataset
+
+    data = load_dataset("sklearn:iris", None)
+    task = Task(data="sklearn:iris", models=["knn"], cv_folds=2).resolved("multiclass")
+    executor = SandboxExecutor()
+    try:
+        cv = CrossValidation(executor, data.X, data.y, task)
+        for model, code in (("knn", None), (CUSTOM_CODE, SLOW)):  # a trusted trainer; a program (one process a fold)
+            job = cv.job(model, get_model_card(model).default_config(), 0, code, stop_at=time.perf_counter() - 1)
+            res = executor.run(job, lambda step, response: False)
+            assert res.stopped and not res.ok and res.error == "stopped at the end of the time budget"
+        handle = FixedTrial("knn", get_model_card("knn").default_config())
+        assert cv(handle).value is not None  # no stop_at: it runs
+    finally:
+        executor.close()

@@ -106,12 +106,12 @@ class CrossValidation:
             final = isinstance(epochs, int) and len(curve.scores) >= epochs
             return not final and handle.should_prune()  # after the last epoch it completes, as after the last fold
 
-        res = self.executor.run(self.job(handle.model, handle.config, handle.seed, code), on_report)
+        res = self.executor.run(self.job(handle.model, handle.config, handle.seed, code, stop_at=handle.stop_at), on_report)
         seconds = time.perf_counter() - start
         attrs = {**attrs, **res.attrs, **curve.attrs()}
         if problem:
             return Outcome(None, seconds, problem[0], steps=values, attrs=attrs)
-        if res.stopped and values:
+        if res.stopped:  # told to stop after a report, or stopped at the time budget's end
             return Outcome(None, seconds, pruned=True, steps=values, attrs=attrs)
         if not res.ok:
             return Outcome(None, seconds, res.error or "the trial failed", steps=values, attrs=attrs)

@@ -35,7 +35,9 @@ Fold = tuple[np.ndarray, np.ndarray | None]  # (rows to fit on, rows to predict;
 class Job:
     """What a trainer job is given. `y` holds class codes 0..k-1 (classification) or
     values; `responses` are the kinds of prediction wanted, preferred first; `code` a
-    `custom_code` program; `seed` the trial's derived seed."""
+    `custom_code` program; `seed` the trial's derived seed; `stop_at` a `time.perf_counter()`
+    instant, the end of a time budget's trials: an executor that can stop a running job (the
+    sandbox's) stops it there, with `JobResult.stopped` (in-process and Ray jobs run on)."""
 
     model: str
     config: dict[str, Any]
@@ -49,6 +51,7 @@ class Job:
     code: str | None = None
     keep_model: bool = False
     n_classes: int | None = None
+    stop_at: float | None = None
 
 
 @dataclass(frozen=True)

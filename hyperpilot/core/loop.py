@@ -12,8 +12,9 @@
 A deadline is a time budget for the loop and the work after it (the refit): the loop keeps
 `reserve(best trial's seconds)` free before it (`CrossValidation.refit_seconds`), starts no
 trial that a typical trial of this run (the median of its completed ones) would carry past
-that point, and stops a trial still running there after its current fold (recorded PRUNED,
-user attr `stopped: deadline`) once the study has a completed trial; before that it
+that point, and stops a trial still running there after its current fold, or there and then
+where the executor can (`TrialHandle.stop_at`, the sandbox's), recorded PRUNED with user attr
+`stopped: deadline`, once the study has a completed trial; before that it
 finishes, and a study without a completed trial starts one even when the deadline has
 passed (loading the data or the planner took the budget), so a study ends with a model when
 one can be had.
@@ -57,7 +58,7 @@ class TrialHandle:
     `suggestion`), its derived `seed`, and the report channel to the coordinator."""
 
     def __init__(self, trial: optuna.Trial, suggestion: Suggestion, seed: int,
-                 out_of_time: Callable[[], bool] | None = None) -> None:
+                 out_of_time: Callable[[], bool] | None = None, stop_at: float | None = None) -> None:
         self.trial = trial
         self.suggestion = suggestion
         self.model, self.config = suggestion.model, suggestion.config
@@ -65,6 +66,7 @@ class TrialHandle:
         self.seed = seed
         self.steps: list[float] = []
         self.stopped_at_deadline = False
+        self.stop_at = stop_at  # when the time budget's trials end (`Job.stop_at`); None: no end, or no completed trial yet
         self._out_of_time = out_of_time
         self._lock = threading.Lock()
 
@@ -93,6 +95,7 @@ class FixedTrial:
         self.seed = seed
         self.number = -1
         self.steps: list[float] = []
+        self.stop_at: float | None = None
 
     def report(self, value: float, step: int) -> None:
         self.steps.append(float(value))
@@ -240,7 +243,8 @@ class StudyLoop:
         suggestion = Suggestion(model, config, source, str(attrs.get("rationale", "")),
                                 attrs={k: v for k, v in attrs.items() if k not in ("source", "rationale")})
         ctx.running.append((model, config))
-        return TrialHandle(trial, suggestion, trial_seed(ctx.task.seed, trial.number), self._out_of_time)
+        return TrialHandle(trial, suggestion, trial_seed(ctx.task.seed, trial.number), self._out_of_time,
+                           stop_at=self._trials_end() if self._best is not None else None)
 
     def _trials_end(self) -> float | None:
         """When trials must end: the deadline less the reserve for the work after the loop."""
@@ -287,7 +291,7 @@ class StudyLoop:
             extra["error"] = outcome.error
         if outcome.steps or handle.steps:
             extra["fold_values"] = list(outcome.steps or handle.steps)
-        if outcome.pruned and handle.stopped_at_deadline:
+        if outcome.pruned and (handle.stopped_at_deadline or (handle.stop_at is not None and time.perf_counter() >= handle.stop_at)):
             extra["stopped"] = "deadline"
         for key, value in extra.items():
             trial.set_user_attr(key, value)

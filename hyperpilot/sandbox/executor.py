@@ -20,7 +20,9 @@ Each `run(job, on_report)`:
    For an untrusted fold only `reports/00000.npz` counts, read once its process has
    ended (so files a program writes ahead of, or for other steps than, its own fold are
    never scored); a report is loaded without pickles and with its size bounded;
-3. a failure comes back as one reason line ("timed out after 30 s", "network access is
+3. a job with a `stop_at` (a time budget's end) that is still running then is killed and
+   comes back `stopped` (what it reported until then stands);
+4. a failure comes back as one reason line ("timed out after 30 s", "network access is
    blocked …", "ValueError: … (at fit:12)"), with the summarised traceback of a program in
    `attrs["traceback"]`. It never raises for what a trial does. What a trial writes
    besides its predictions (a `result.json` with a score, say) is never believed.
@@ -63,6 +65,7 @@ DATA_FILE = "data.pkl"
 MODEL_FILE = "model.pkl"
 REPORTS = "reports"
 STOP_FILE = "stop"
+OUT_OF_TIME = "stopped at the end of the time budget"
 CUSTOM_CODE = "custom_code"
 
 
@@ -193,7 +196,21 @@ class SandboxExecutor:
                    "folds": [[f.tolist(), None if p is None else p.tolist()] for f, p in job.folds]}
         if job.X_new is not None:
             files = {**files, "new.pkl": pickle.dumps(job.X_new, protocol=pickle.HIGHEST_PROTOCOL)}
-        return self._one(sandbox, payload, files, job, on_report, 0, start, self.trial_timeout, trusted=True)[0]
+        timeout, at_deadline = self._limit(job, 0.0)
+        if timeout is not None and timeout <= 0:
+            return JobResult(False, 0.0, OUT_OF_TIME, stopped=True)
+        return self._one(sandbox, payload, files, job, on_report, 0, start, timeout, trusted=True, at_deadline=at_deadline)[0]
+
+    def _limit(self, job: Job, spent: float) -> tuple[float | None, bool]:
+        """The seconds the next trial process may run (None: no limit): what is left of
+        `trial_timeout` after `spent`, or the time to `job.stop_at` when that comes first; and
+        whether `stop_at` is the bound."""
+        left = None if self.trial_timeout is None else self.trial_timeout - spent
+        if job.stop_at is not None:
+            until = job.stop_at - time.perf_counter()
+            if left is None or until < left:
+                return until, True
+        return left, False
 
     def _untrusted(self, sandbox: Sandbox, payload: dict[str, Any], files: dict[str, str | bytes], job: Job,
                    on_report: ReportFn, start: float) -> JobResult:
@@ -204,16 +221,16 @@ class SandboxExecutor:
         attrs: dict[str, Any] = {}
         res = JobResult(True, 0.0)
         for step, (fit, pred) in enumerate(job.folds):
-            timeout = None
-            if self.trial_timeout is not None:
-                timeout = self.trial_timeout - spent
-                if timeout <= 0:
-                    res = JobResult(False, 0.0, f"{_timed_out(self.trial_timeout)} before fold {step} started")
-                    break
+            timeout, at_deadline = self._limit(job, spent)
+            if timeout is not None and timeout <= 0:
+                res = (JobResult(False, 0.0, OUT_OF_TIME, stopped=True) if at_deadline
+                       else JobResult(False, 0.0, f"{_timed_out(self.trial_timeout)} before fold {step} started"))
+                break
             X_pred = job.X.iloc[pred] if pred is not None else job.X_new
             fold = {**files, DATA_FILE: pickle.dumps((job.X.iloc[fit], job.y[fit], X_pred), protocol=pickle.HIGHEST_PROTOCOL)}
             res, seconds = self._one(sandbox, {**payload, "folds": [[list(range(len(fit))), None]]}, fold, job, on_report,
-                                     step, start, timeout, rows=len(X_pred) if X_pred is not None else None)
+                                     step, start, timeout, rows=len(X_pred) if X_pred is not None else None,
+                                     at_deadline=at_deadline)
             spent += seconds
             attrs.update(res.attrs)
             if not res.ok:
@@ -222,10 +239,11 @@ class SandboxExecutor:
 
     def _one(self, sandbox: Sandbox, payload: dict[str, Any], files: dict[str, str | bytes], job: Job,
              on_report: ReportFn, first_step: int, start: float, timeout: float | None, trusted: bool = False,
-             rows: int | None = 0) -> tuple[JobResult, float]:
+             rows: int | None = 0, at_deadline: bool = False) -> tuple[JobResult, float]:
         """One trial process: (how it ended, the seconds it ran). Trusted: its reports (one
         per fold, or per fold and epoch) are read while it runs. Untrusted (one fold): its one report
-        is read after it ended (None `rows`: a refit that predicts nothing, no report)."""
+        is read after it ended (None `rows`: a refit that predicts nothing, no report).
+        `at_deadline`: `timeout` ends at the job's `stop_at`, so running out of it is a stop."""
         seen: list[int] = []
         stopped: list[bool] = []
         broken: list[str] = []
@@ -266,6 +284,8 @@ class SandboxExecutor:
                              attrs=attrs), res.seconds
         if stopped:
             return JobResult(False, seconds, stopped=True, attrs=attrs), res.seconds
+        if res.kind == "timeout" and at_deadline:
+            return JobResult(False, seconds, OUT_OF_TIME, stopped=True, attrs=attrs), res.seconds
         if not res.ok:
             if job.code is not None and res.traceback:
                 attrs["traceback"] = res.traceback  # the repair loop feeds it back to the code writer
