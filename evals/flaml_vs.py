@@ -110,18 +110,25 @@ def split_of(task: Any) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series, pd.Serie
     return split(data, task)
 
 
-def run_hyperpilot(task: Any) -> dict[str, Any]:
+def run_hyperpilot(task: Any, executor: str = "inprocess") -> dict[str, Any]:
+    """One solve; `executor` "inprocess" (the default here: FLAML has no sandbox) or
+    "sandbox" (what `hyperpilot solve` runs: every trial in a sandboxed worker process; a
+    sandbox of its own, so each solve starts its worker as a user's fresh process does)."""
     from hyperpilot import Assistant
-    from hyperpilot.sandbox import InProcessExecutor
+    from hyperpilot.sandbox import InProcessExecutor, Sandbox, SandboxExecutor
 
     with fresh_home():
         start = time.perf_counter()
-        result = Assistant(executor=InProcessExecutor(), llm="none", memory=None).solve(task)
+        chosen = InProcessExecutor() if executor == "inprocess" else SandboxExecutor(sandbox=Sandbox())
+        try:
+            result = Assistant(executor=chosen, llm="none", memory=None).solve(task)
+        finally:
+            chosen.close()
         wall = time.perf_counter() - start
     assert result.test_score is not None  # test_size 0.2: always a held-out score
     # result.wall_seconds: the solve up to the refitted, scored model; the report's figures come after
     return {"score": result.test_score, "wall_seconds": round(wall, 2), "model_seconds": round(result.wall_seconds, 2),
-            "model": result.best_model,
+            "model": result.best_model, "executor": executor,
             "trials": int(result.n_trials), "validation": result.task.validation}
 
 
@@ -143,7 +150,7 @@ def run_flaml(task: Any) -> dict[str, Any]:
 
 
 def run(tables_: list[str], seeds: int, budget: float, out: Path, log: Any = print,
-        methods: tuple[str, ...] = METHODS) -> list[dict[str, Any]]:
+        methods: tuple[str, ...] = METHODS, executor: str = "inprocess") -> list[dict[str, Any]]:
     """Every (seed, table, method) cell not in `out` yet, seed by seed (so a partial run
     covers every table at the first seeds); returns all rows of `out`."""
     rows = [json.loads(line) for line in out.read_text().splitlines() if line.strip()] if out.exists() else []
@@ -156,7 +163,7 @@ def run(tables_: list[str], seeds: int, budget: float, out: Path, log: Any = pri
                     continue
                 task = task_for(table, seed, budget)
                 with threadpool_limits(1):
-                    cell = (run_hyperpilot if method == "hyperpilot" else run_flaml)(task)
+                    cell = run_hyperpilot(task, executor) if method == "hyperpilot" else run_flaml(task)
                 row = {"table": table, "method": method, "seed": seed, "budget": budget,
                        "task_type": task.task_type, "metric": task.metric, **cell}
                 with out.open("a") as f:
@@ -212,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--tables", default="", help="comma-separated, e.g. sklearn:iris,hpobench:car (default: all)")
     parser.add_argument("--out", default=str(RESULTS / "flaml_vs.jsonl"))
+    parser.add_argument("--executor", choices=("inprocess", "sandbox"), default="inprocess",
+                        help="where hyperpilot's trials run: in this process (as FLAML's), or sandboxed as `hyperpilot solve` runs them")
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated: hyperpilot, flaml or both")
     args = parser.parse_args(argv)
     # one OpenMP thread in every thread, set before scikit-learn or LightGBM loads it:
@@ -224,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     methods = tuple(m for m in args.methods.split(",") if m)
     if not methods or set(methods) - set(METHODS):
         parser.error(f"--methods: choose from {', '.join(METHODS)}")
-    rows = run(chosen, args.seeds, args.budget, Path(args.out), methods=methods)
+    rows = run(chosen, args.seeds, args.budget, Path(args.out), methods=methods, executor=args.executor)
     print(markdown([r for r in rows if r["table"] in chosen], args.budget))
     return 0
 
