@@ -52,8 +52,9 @@ class Task(BaseModel):
     models: list[str] = Field(default_factory=list, description="model card names to tune")
     n_trials: int | None = Field(20, ge=1, description="total trials in the study, resumed ones included; "
                                  "None: no cap, run until the timeout (the default when only a timeout is given)")
-    timeout: float | None = Field(None, gt=0, description="seconds for this run's search (no trial starts after it; "
-                                  "one running then is stopped after its current fold once a trial has completed)")
+    timeout: float | None = Field(None, gt=0, description="seconds for this run's search and refit (the search keeps "
+                                  "the refit's expected time free; a trial running at its end is stopped once a trial "
+                                  "has completed: after its current fold, or killed in the sandbox)")
     seed: int = Field(0, description="seed of the optimiser (and of the data, unless data_seed is set)")
     data_seed: int | None = Field(None, description="seed of the split, the CV folds and the models; default: seed")
     cv_folds: int = Field(5, ge=2, le=20)

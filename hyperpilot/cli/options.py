@@ -26,7 +26,8 @@ TRIAL_TIMEOUT_HELP = "Seconds one trial may run; a slower trial is killed (whole
 TRIAL_MEMORY_HELP = ("MiB of memory one trial may use (its whole process tree); default $HYPERPILOT_TRIAL_MEMORY_MB, "
                      "else 75% of the memory available at start, at least 2048.")
 RATE_HELP = "Share of BO steps the LLM replaces (0-1); default set by benchmark (docs/benchmarks.md)."
-TIME_HELP = ("Time budget: 90s, 10m, 1h, 1h30m or plain seconds; no trial starts after it. "
+TIME_HELP = ("Time budget: 90s, 10m, 1h, 1h30m or plain seconds, for the search and the refit of the best "
+             "model (the report follows); a trial still running at its end is stopped. "
              "Without --trials there is then no trial cap.")
 TRIALS_HELP = "Total trials in the study (resumed ones count); default 20, or no cap when --time is given."
 JSON_HELP = "Print the result as JSON on stdout (progress and notices go to stderr)."
