@@ -274,3 +274,50 @@ def test_a_job_whose_stop_at_has_passed_is_not_started() -> None:
         assert cv(handle).value is not None  # no stop_at: it runs
     finally:
         executor.close()
+
+
+def test_a_trial_stops_where_its_own_refit_would_no_longer_fit() -> None:
+    """The best trial so far is quick (a small reserve), a slow one runs: were it to complete
+    and become the best, its own refit (2 × its seconds) would overrun, so it stops first."""
+    ctx = _ctx(None, 1.0)
+    fast, slow = _folds(1, 0.05), _folds(4, 0.2)
+    start = time.perf_counter()
+    StudyLoop(ctx, lambda handle: fast(handle) if handle.number == 0 else slow(handle),
+              reserve=lambda seconds: 2 * seconds).run(None, start + 1.0)
+    trials = ctx.study.trials
+    assert trials[0].state.name == "COMPLETE" and len(trials) >= 2
+    for t in trials[1:]:  # trial 1 started at ~0.05 s: its own refit fits only if it ends by ~0.37 s (t + 2 (t - 0.05) ≤ 1)
+        assert t.state.name == "PRUNED" and t.user_attrs["stopped"] == "deadline" and len(t.user_attrs["fold_values"]) < 4
+
+
+def test_a_study_whose_trials_all_fail_alike_stops_after_five() -> None:
+    def broken(handle: TrialHandle) -> Outcome:
+        return Outcome(None, 0.0, "SandboxError: the sandbox worker did not start")
+
+    ctx = _ctx(None, 60.0)
+    start = time.perf_counter()
+    StudyLoop(ctx, broken).run(None, start + 60.0)  # no cap: without the rule it would fail for a minute
+    assert [t.state.name for t in ctx.study.trials] == ["FAIL"] * 5 and time.perf_counter() - start < 60
+
+    errors = iter(range(1000))
+    ctx = _ctx(8, None)
+    StudyLoop(ctx, lambda handle: Outcome(None, 0.0, f"error {next(errors)}")).run(8)
+    assert len(ctx.study.trials) == 8  # different errors: the budget decides
+
+    ctx = _ctx(8, None)
+    StudyLoop(ctx, lambda handle: Outcome(0.5, 0.0) if handle.number == 0 else broken(handle)).run(8)
+    assert len(ctx.study.trials) == 8  # a study that has a completed trial goes on
+
+
+def test_a_solve_whose_every_trial_times_out_ends_with_one_line_early() -> None:
+    from hyperpilot.errors import StudyError
+
+    task = Task(data="sklearn:iris", models=["knn"], cv_folds=2, timeout=120)
+    executor = SandboxExecutor(trial_timeout=0.001)
+    start = time.perf_counter()
+    try:
+        with pytest.raises(StudyError, match=r"all 5 trials of .* failed; first error: timed out after 0.001 s"):
+            Assistant(llm="none", memory=False, executor=executor).solve(task)
+    finally:
+        executor.close()
+    assert time.perf_counter() - start < 120  # not the whole budget

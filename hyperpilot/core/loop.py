@@ -10,14 +10,19 @@
     finish: proposers' `finish`
 
 A deadline is a time budget for the loop and the work after it (the refit): the loop keeps
-`reserve(best trial's seconds)` free before it (`CrossValidation.refit_seconds`), starts no
-trial that a typical trial of this run (the median of its completed ones) would carry past
-that point, and stops a trial still running there after its current fold, or there and then
+`reserve(best trial's seconds)` free before it (`CrossValidation.refit_seconds`), and a
+trial's own reserve too (it may become the best), starts no trial that a typical trial of
+this run (the median of its completed ones) would carry past that point, and stops a trial
+still running there after its current fold, or there and then
 where the executor can (`TrialHandle.stop_at`, the sandbox's), recorded PRUNED with user attr
 `stopped: deadline`, once the study has a completed trial; before that it
 finishes, and a study without a completed trial starts one even when the deadline has
 passed (loading the data or the planner took the budget), so a study ends with a model when
 one can be had.
+
+A study that has no completed trial stops after `FAIL_FAST` trials of a run in a row fail
+with one and the same error (a sandbox that cannot start, a missing library, every trial
+timing out): more of the same would only spend the budget.
 
 Several loops may share one study (processes on other machines, through a shared storage):
 before each trial the budget is read from the storage — counted trials plus trials running
@@ -51,6 +56,7 @@ from hyperpilot.errors import HyperpilotError, SpaceError
 log = logging.getLogger("hyperpilot.loop")
 FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
 SURPLUS = "surplus"  # user attr of a trial asked after other workers had filled the budget (never run, not counted)
+FAIL_FAST = 5  # a study with no completed trial stops after this many trials of a run fail with one and the same error
 
 
 class TrialHandle:
@@ -138,6 +144,8 @@ class StudyLoop:
         self._best: float | None = None
         self._best_seconds = 0.0  # the best trial's seconds (what the refit's reserve scales with)
         self._seconds: list[float] = []  # this run's completed trials' seconds (a typical trial's length)
+        self._errors: list[str] = []  # this run's errors in a row while the study has no completed trial
+        self._warned = False
         self._deadline: float | None = None
 
     # -- the loop ------------------------------------------------------------------------
@@ -164,7 +172,7 @@ class StudyLoop:
         n_started = 0
         with ThreadPoolExecutor(self.workers, thread_name_prefix="hyperpilot-trial") as pool:
             while True:
-                while (len(pending) < self.workers and self._room(n_trials)
+                while (len(pending) < self.workers and self._room(n_trials) and not self._failing()
                        and (self._time_for_one() or (n_started == 0 and self._best is None))):
                     n_started += 1
                     handle = self._start()
@@ -243,25 +251,46 @@ class StudyLoop:
         suggestion = Suggestion(model, config, source, str(attrs.get("rationale", "")),
                                 attrs={k: v for k, v in attrs.items() if k not in ("source", "rationale")})
         ctx.running.append((model, config))
-        return TrialHandle(trial, suggestion, trial_seed(ctx.task.seed, trial.number), self._out_of_time,
-                           stop_at=self._trials_end() if self._best is not None else None)
+        started = time.perf_counter()
+        return TrialHandle(trial, suggestion, trial_seed(ctx.task.seed, trial.number), lambda: self._out_of_time(started),
+                           stop_at=self._end_for(started) if self._best is not None else None)
 
-    def _trials_end(self) -> float | None:
-        """When trials must end: the deadline less the reserve for the work after the loop."""
+    def _failing(self) -> bool:
+        """Whether the last `FAIL_FAST` trials of this run, with nothing completed, failed alike."""
+        if len(self._errors) < FAIL_FAST or len(set(self._errors[-FAIL_FAST:])) > 1:
+            return False
+        if not self._warned:
+            self._warned = True
+            log.warning("stopping: %d trials in a row failed with the same error: %s", FAIL_FAST, self._errors[-1])
+        return True
+
+    def _end_for(self, started: float) -> float | None:
+        """When a trial started at `started` must end (None: never): the deadline less the
+        reserve for the refit of the best trial so far, or of this one should it become the
+        best (the latest end whose own reserve still fits; the reserve grows with a trial's
+        seconds, so the bisection finds it)."""
         if self._deadline is None:
             return None
-        reserve = self.reserve(self._best_seconds) if self.reserve is not None and self._best is not None else 0.0
-        return self._deadline - reserve
+        if self.reserve is None:
+            return self._deadline
+        best_end = self._deadline - (self.reserve(self._best_seconds) if self._best is not None else 0.0)
+        lo, hi = started, max(started, self._deadline)
+        for _ in range(40):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if mid + self.reserve(mid - started) <= self._deadline else (lo, mid)
+        return min(best_end, lo)
 
     def _time_for_one(self) -> bool:
-        """Whether a typical trial of this run (the median of its completed ones) ends in time."""
-        end = self._trials_end()
+        """Whether a typical trial of this run (the median of its completed ones), started now, ends in time."""
+        now = time.perf_counter()
+        end = self._end_for(now)
         typical = float(np.median(self._seconds)) if self._seconds else 0.0
-        return end is None or time.perf_counter() + typical < end
+        return end is None or now + typical < end
 
-    def _out_of_time(self) -> bool:
-        """Past the time for trials, with a completed trial to show for it (a running trial may stop)."""
-        end = self._trials_end()
+    def _out_of_time(self, started: float) -> bool:
+        """Whether a trial started at `started` is past its time, with a completed trial to show
+        for the study (a running trial may stop)."""
+        end = self._end_for(started)
         return end is not None and self._best is not None and time.perf_counter() >= end
 
     def _enqueue(self, s: Suggestion, check_new: bool = False) -> bool:
@@ -307,6 +336,10 @@ class StudyLoop:
         else:
             state = TrialState.FAIL
             ctx.study.tell(trial, state=state)
+        if self._best is None and state == TrialState.FAIL:
+            self._errors.append(outcome.error or "")
+        else:
+            self._errors.clear()
         ctx.n_done += 1
         record = TrialRecord(
             number=handle.number, source=handle.suggestion.source, model=handle.model, config=handle.config,
