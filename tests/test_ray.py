@@ -190,3 +190,31 @@ def test_points_to_evaluate_start_a_real_ray_tune_search(local_ray: Path, tmp_pa
     for point in points:  # Tune ran hyperpilot's points (first: one trial at a time) ...
         assert point in configs
     assert sum(c not in points for c in configs) == 2  # ... and OptunaSearch's own picks after them
+
+
+def test_a_ray_trial_is_stopped_at_the_time_budgets_end(local_ray: Path) -> None:
+    """`Job.stop_at` is this process's clock: it reaches the Ray task as the seconds left, and
+    the worker's sandbox kills the trial then (here a program that would sleep 10 minutes)."""
+    import time
+
+    from hyperpilot.cards import get_model_card
+    from hyperpilot.core.cv import CrossValidation
+    from hyperpilot.data import load_dataset
+    from hyperpilot.sandbox import InProcessExecutor
+    from hyperpilot.sandbox.ray_executor import RayExecutor
+    from hyperpilot.trainers.code import CUSTOM_CODE
+
+    slow = "import time\nfrom sklearn.dummy import DummyClassifier\n\n\ndef build(config):\n    time.sleep(600)\n    return DummyClassifier()\n"
+    d = load_dataset("sklearn:iris", None)
+    task = Task(data="sklearn:iris", models=[CUSTOM_CODE], cv_folds=2).resolved("multiclass")
+    job = CrossValidation(InProcessExecutor(), d.X, d.y, task).job(
+        CUSTOM_CODE, get_model_card(CUSTOM_CODE).default_config(), 0, slow, stop_at=time.perf_counter() + 5)
+    executor = RayExecutor(workers=1)
+    try:
+        start = time.perf_counter()
+        res = executor.run(job, lambda step, response: False)
+        took = time.perf_counter() - start
+    finally:
+        executor.close()
+    assert res.stopped and not res.ok and res.error == "stopped at the end of the time budget", res
+    assert took < 120  # the sandbox start, then 5 s: not the program's 10 minutes

@@ -37,7 +37,8 @@ class Job:
     values; `responses` are the kinds of prediction wanted, preferred first; `code` a
     `custom_code` program; `seed` the trial's derived seed; `stop_at` a `time.perf_counter()`
     instant, the end of a time budget's trials: an executor that can stop a running job (the
-    sandbox's) stops it there, with `JobResult.stopped` (in-process and Ray jobs run on)."""
+    sandbox's, also inside a Ray task) stops it there, with `JobResult.stopped` (an in-process
+    job runs on: a thread cannot be killed)."""
 
     model: str
     config: dict[str, Any]

@@ -12,7 +12,8 @@ this process hands every report to `on_report` in order (the coordinator scores 
 True answer (prune) is sent to a small stop-flag actor of this executor; the task asks it
 after each report and answers the sandbox "stop" once it is set, so the trial stops at
 its next report, as it does in a local `SandboxExecutor` (whose stop file the trial also
-reads at its next report). Reports that arrive after a stop are not passed on. Memory and
+reads at its next report). A job's `stop_at` (the time budget's end) travels as the seconds
+left, and the worker's sandbox kills the trial then. Reports that arrive after a stop are not passed on. Memory and
 study writes stay in the coordinator: only the loop writes.
 
 Starting or connecting (`connect_ray`): `address` "auto" (or None) connects to
@@ -243,8 +244,10 @@ class RayExecutor:
 
             task, stops, cluster_gpus = self._remote
             options = {"num_returns": "streaming", "num_cpus": self.cpus, "num_gpus": self._gpus_for(job, cluster_gpus)}
-            bare = dataclasses.replace(job, X=_NO_X, y=_NO_Y)
-            for ref in task.options(**options).remote(bare, [self._put(job)], key, stops, self._settings()):
+            # stop_at is this process's clock: it travels as the seconds left, another node's clock differs
+            bare = dataclasses.replace(job, X=_NO_X, y=_NO_Y, stop_at=None)
+            left = None if job.stop_at is None else job.stop_at - time.perf_counter()
+            for ref in task.options(**options).remote(bare, [self._put(job)], key, stops, self._settings(), left):
                 item = ray.get(ref)
                 if isinstance(item, JobResult):
                     result = item
@@ -317,12 +320,14 @@ def _warm_task(settings: tuple[Limits | None, float | None, str | None]) -> None
 
 
 def _trial_task(job: Job, data: list[Any], key: str, stops: Any,
-                settings: tuple[Limits | None, float | None, str | None]) -> Iterator[Any]:
-    """Run `job` in this worker's sandbox; yield (step, response) per report, then the JobResult."""
+                settings: tuple[Limits | None, float | None, str | None], left: float | None = None) -> Iterator[Any]:
+    """Run `job` in this worker's sandbox, stopped after `left` seconds when given (the time
+    budget's end, `Job.stop_at` on this worker's clock); yield (step, response) per report,
+    then the JobResult."""
     import ray
 
     X, y = _worker_data(data[0])
-    job = dataclasses.replace(job, X=X, y=y)
+    job = dataclasses.replace(job, X=X, y=y, stop_at=None if left is None else time.perf_counter() + left)
     executor = _worker_executor(settings, tuple(int(g) for g in ray.get_gpu_ids()) or None)
     out: queue.Queue[Any] = queue.Queue()
 
