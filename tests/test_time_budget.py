@@ -16,7 +16,7 @@ from hyperpilot.cards import get_model_card
 from hyperpilot.core.loop import StudyLoop, TrialHandle
 from hyperpilot.core.proposer import Proposer, StudyContext
 from hyperpilot.core.space import StudySpace
-from hyperpilot.core.types import Outcome, Suggestion
+from hyperpilot.core.types import Outcome, Suggestion, TrialRecord
 from hyperpilot.errors import HyperpilotError, TaskError
 from hyperpilot.sandbox import InProcessExecutor, Sandbox, SandboxExecutor
 from hyperpilot.trainers.code import CUSTOM_CODE, code_id
@@ -243,9 +243,11 @@ def test_the_sandbox_stops_a_trial_still_running_at_the_end_of_the_time_budget()
     the study keeps its model and ends about when the budget does, not 10 minutes later."""
     task = Task(data="sklearn:iris", models=["logistic_regression", CUSTOM_CODE], cv_folds=2, validation="holdout", timeout=20)
     executor = SandboxExecutor(trial_timeout=300)
+    records: list[TrialRecord] = []
     start = time.perf_counter()
     try:
-        result = Assistant(llm="none", memory=False, executor=executor, proposers=[SlowProgram()]).solve(task)
+        result = Assistant(llm="none", memory=False, executor=executor, proposers=[SlowProgram()],
+                           on_trial=records.append).solve(task)
     finally:
         executor.close()
     took = time.perf_counter() - start
@@ -253,6 +255,7 @@ def test_the_sandbox_stops_a_trial_still_running_at_the_end_of_the_time_budget()
     slow = [t for t in study.trials if t.user_attrs.get("source") == "slow"]
     assert len(slow) == 1, "the slow program must have started for this test (a loaded machine may delay it)"
     assert slow[0].state == optuna.trial.TrialState.PRUNED and slow[0].user_attrs["stopped"] == "deadline"
+    assert [r.value_text() for r in records if r.source == "slow"] == ["time up"]  # what the progress line shows
     assert result.best_model in task.models and took < 20 + 60  # the budget, the refit and the report
 
 

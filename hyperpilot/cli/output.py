@@ -168,7 +168,7 @@ class RunProgress:
 
     def on_trial(self, t: TrialRecord) -> None:
         best = "-" if t.best_value is None else f"{t.best_value:.4f}"
-        value = ("pruned" if t.state == "PRUNED" else "failed") if t.value is None else f"{t.value:.4f}"
+        value = t.value_text()
         done = t.n_total is not None and t.n_done >= t.n_total
         self.progress.update(self.bar, description="refitting the best" if done else "tuning", completed=t.n_done, best=best)
         note = f"  [red]{escape(t.error[:200])}[/red]" if t.error else ""

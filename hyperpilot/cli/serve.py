@@ -98,7 +98,7 @@ class SessionProgress:
         self.session.log(f"study: {task.study_name}")
 
     def on_trial(self, t: Any) -> None:
-        value = ("pruned" if t.state == "PRUNED" else "failed") if t.value is None else f"{t.value:.4f}"
+        value = t.value_text()
         best = "-" if t.best_value is None else f"{t.best_value:.4f}"
         budget = f"{t.n_done}/{t.n_total}" if t.n_total else str(t.n_done)
         error = f" ({t.error[:200]})" if t.error else ""

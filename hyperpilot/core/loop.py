@@ -345,7 +345,7 @@ class StudyLoop:
             number=handle.number, source=handle.suggestion.source, model=handle.model, config=handle.config,
             value=outcome.value if state == TrialState.COMPLETE else None, seconds=outcome.seconds or seconds,
             error=outcome.error, best_value=self._best, n_done=ctx.n_done, n_total=n_trials, state=state.name,
-            attrs={**handle.suggestion.attrs, **outcome.attrs},
+            attrs={**handle.suggestion.attrs, **outcome.attrs, **({"stopped": extra["stopped"]} if "stopped" in extra else {})},
         )
         for proposer in self.proposers:
             proposer.observe(ctx, record)

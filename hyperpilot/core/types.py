@@ -70,6 +70,15 @@ class TrialRecord:
     state: str = "COMPLETE"
     attrs: dict[str, Any] = field(default_factory=dict)
 
+    def value_text(self) -> str:
+        """The value as progress lines show it: 4 decimals, or what happened instead ("time
+        up": stopped at the end of the time budget)."""
+        if self.value is not None:
+            return f"{self.value:.4f}"
+        if self.state == "PRUNED":
+            return "time up" if self.attrs.get("stopped") == "deadline" else "pruned"
+        return "failed"
+
 
 class Stop(Exception):
     """Raised inside a running job when the coordinator asked it to stop (pruned)."""
