@@ -1,6 +1,6 @@
 """The hybrid (BO + an LLM picking among BO's own candidates) against `tpe+default` and
-hyperpilot's BO alone, on the `fast` suite, with the embedded model or an OpenAI-compatible
-endpoint.
+hyperpilot's BO alone, on the `fast` suite (or `--suite llambo`), with the embedded model or
+an OpenAI-compatible endpoint.
 
 Methods (each on the problem's objective, 5-fold CV, fixed data seed; trials in-process):
 - `hyperpilot-llm-R`: `Assistant(llm="none", memory=None)` + `LLMProposer(EmbeddedLLM(seed), rate=R)`:
@@ -102,14 +102,14 @@ def llama_server() -> Iterator[str]:
         raise SystemExit(str(e)) from None
 
 
-def report(rows: list[dict[str, Any]], planner_path: Path = PLANNER_OUT) -> str:
+def report(rows: list[dict[str, Any]], planner_path: Path = PLANNER_OUT, suite: str = "fast") -> str:
     """Leaderboard, paired sign tests against tpe+default, the hybrids against BO alone cell
     by cell, and what the planner cost."""
     hybrids = sorted({r["method"] for r in rows if r["method"].startswith("hyperpilot-llm-")})
     problems = {r["problem"] for r in rows if r["method"] in hybrids}
     seeds = {r["seed"] for r in rows if r["method"] in hybrids}
     rows = [r for r in rows if r["problem"] in problems and r["seed"] in seeds]
-    out = [leaderboard_markdown(rows, f"Hybrid (LLM picks among BO's candidates), {len(problems)} fast problems, "
+    out = [leaderboard_markdown(rows, f"Hybrid (LLM picks among BO's candidates), {len(problems)} {suite} problems, "
                                       f"seeds {sorted(seeds)}"), "", paired_markdown(rows, "tpe+default"), ""]
     for m in hybrids:
         out += [f"**{m} against tpe+default** (mean normalised score over problems):", "",
@@ -160,18 +160,21 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--first-seed", type=int, default=0, help="run seeds first-seed .. seeds-1 (to split a run)")
     run.add_argument("--budget", type=int, default=30)
     run.add_argument("--rates", default="0.1")
-    run.add_argument("--problems", default="", help="comma-separated fast problems (default: all 20)")
+    run.add_argument("--problems", default="", help="comma-separated problems of the suite (default: all)")
     where = run.add_mutually_exclusive_group()
     where.add_argument("--endpoint", default="", help="URL#MODEL of an OpenAI-compatible server (key: HYPERPILOT_API_KEY)")
     where.add_argument("--serve", action="store_true", help="start llama.cpp's server on 127.0.0.1 with the bundled model")
     for p in (run, sub.add_parser("report")):
-        p.add_argument("--out", default=OUT.name, help="results file under evals/results/")
-        p.add_argument("--baselines", default=BASELINES.name, help="results file holding random, tpe+default, hyperpilot-bo")
+        p.add_argument("--suite", choices=("fast", "llambo"), default="fast")
+        p.add_argument("--out", default="", help=f"results file under evals/results/ (default {OUT.name}, or SUITE-llm-pick.jsonl)")
+        p.add_argument("--baselines", default="", help="results file holding random, tpe+default, hyperpilot-bo "
+                                                          f"(default {BASELINES.name}, or SUITE.jsonl)")
     args = parser.parse_args(argv)
-    out, baselines = RESULTS / args.out, RESULTS / args.baselines
+    out = RESULTS / (args.out or f"{args.suite}-llm-pick.jsonl")
+    baselines = RESULTS / (args.baselines or f"{args.suite}.jsonl")
     planner_out = PLANNER_OUT if out == OUT else out.with_name(out.stem + "-planner.jsonl")
     if args.cmd == "run":
-        problems = get_problems("fast", [p for p in args.problems.split(",") if p] or None)
+        problems = get_problems(args.suite, [p for p in args.problems.split(",") if p] or None)
         rates = [float(r) for r in args.rates.split(",") if r]
         if args.serve:
             with llama_server() as spec:
@@ -181,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             _run(problems, rates, embedded, "", args, out, planner_out)
     rows = [r for r in load_rows(baselines) if r["method"] in BASELINE_METHODS] + load_rows(out)
-    print(report(rows, planner_out))
+    print(report(rows, planner_out, args.suite))
     return 0
 
 
