@@ -11,14 +11,13 @@
 
 A deadline is a time budget for the loop and the work after it (the refit): the loop keeps
 `reserve(best trial's seconds)` free before it (`CrossValidation.refit_seconds`), and a
-trial's own reserve too (it may become the best), starts no trial that a typical trial of
-this run (the median of its completed ones) would carry past that point, and stops a trial
-still running there after its current fold, or there and then
-where the executor can (`TrialHandle.stop_at`, the sandbox's), recorded PRUNED with user attr
-`stopped: deadline`, once the study has a completed trial; before that it
-finishes, and a study without a completed trial starts one even when the deadline has
-passed (loading the data or the planner took the budget), so a study ends with a model when
-one can be had.
+running trial's own reserve too (it may become the best); it starts no trial that a typical
+trial of this run (the median of its completed ones) would carry past that point, and stops
+a trial still running there after its current fold, or there and then where the executor
+can (`TrialHandle.stop_at`: the sandbox's), recorded PRUNED with user attr `stopped:
+deadline`, once the study has a completed trial. Before that a trial finishes, and a study
+without a completed trial starts one even when the deadline has passed (loading the data or
+the planner took the budget), so a study ends with a model when one can be had.
 
 A study that has no completed trial stops after `FAIL_FAST` trials of a run in a row fail
 with one and the same error (a sandbox that cannot start, a missing library, every trial
