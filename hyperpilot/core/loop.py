@@ -313,7 +313,8 @@ class StudyLoop:
     # -- bookkeeping ---------------------------------------------------------------------
     def _finish(self, handle: TrialHandle, outcome: Outcome, seconds: float, n_trials: int | None) -> None:
         ctx, trial = self.ctx, handle.trial
-        trial.set_user_attr("seconds", round(outcome.seconds or seconds, 4))
+        seconds = outcome.seconds or seconds  # the objective's own measure, else the loop's
+        trial.set_user_attr("seconds", round(seconds, 4))
         extra = dict(outcome.attrs)
         if outcome.error:
             extra["error"] = outcome.error
@@ -329,9 +330,9 @@ class StudyLoop:
         elif outcome.value is not None:
             state = TrialState.COMPLETE
             ctx.study.tell(trial, outcome.value)
-            self._seconds.append(outcome.seconds or seconds)
+            self._seconds.append(seconds)
             if self._best is None or (outcome.value > self._best if _maximize(ctx.study) else outcome.value < self._best):
-                self._best, self._best_seconds = outcome.value, outcome.seconds or seconds
+                self._best, self._best_seconds = outcome.value, seconds
         else:
             state = TrialState.FAIL
             ctx.study.tell(trial, state=state)
@@ -342,7 +343,7 @@ class StudyLoop:
         ctx.n_done += 1
         record = TrialRecord(
             number=handle.number, source=handle.suggestion.source, model=handle.model, config=handle.config,
-            value=outcome.value if state == TrialState.COMPLETE else None, seconds=outcome.seconds or seconds,
+            value=outcome.value if state == TrialState.COMPLETE else None, seconds=seconds,
             error=outcome.error, best_value=self._best, n_done=ctx.n_done, n_total=n_trials, state=state.name,
             attrs={**handle.suggestion.attrs, **outcome.attrs, **({"stopped": extra["stopped"]} if "stopped" in extra else {})},
         )
