@@ -266,6 +266,21 @@ def test_serve_help_and_a_port_in_use() -> None:
     assert busy.exit_code == 2 and f"cannot listen on 127.0.0.1:{port}" in busy.output, busy.output
 
 
+def test_the_printed_port_accepts_before_the_server_runs() -> None:
+    """The URL is printed before uvicorn starts: a browser that is quicker must wait, not be refused (CI saw it)."""
+    import socket
+
+    from hyperpilot.cli.serve import bind, url_of
+
+    sock = bind("127.0.0.1", 0)
+    try:
+        port = int(url_of(sock, "127.0.0.1").rstrip("/").rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass
+    finally:
+        sock.close()
+
+
 def test_an_upload_without_a_length_is_cut_at_the_limit(tmp_path: Path) -> None:
     from types import SimpleNamespace
 

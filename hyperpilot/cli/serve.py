@@ -325,6 +325,7 @@ def bind(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host.strip("[]"), port))
+        sock.listen(128)  # before the URL is printed: a browser that connects first waits instead of being refused
     except OSError:
         sock.close()
         raise
