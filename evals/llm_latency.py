@@ -19,7 +19,13 @@ in a study at rate 0.1, where nothing else calls the model in between):
   call's matching prefix is kept, as in a study);
 - `logprob-cold`: `EmbeddedLLM.choose` (the letters scored by log-probability in one
   forward pass, nothing generated), cache cleared first;
-- `logprob`: `EmbeddedLLM.choose` as shipped (the instructions stay cached).
+- `logprob-spaced`: `EmbeddedLLM.choose`, instructions cached, rows written as before the
+  compact rows (`5, 0.001, "gini"`: a space after each comma, choice names quoted);
+- `logprob`: `EmbeddedLLM.choose` as shipped (the instructions stay cached; compact rows
+  `5,0.001,gini`).
+
+`--variants` runs a subset (e.g. `--variants logprob-spaced,logprob`); every problem's
+per-problem median goes into the table below the overall one.
 
     flock /tmp/hp-bench.lock nice -n 10 .venv/bin/python -m evals.llm_latency --problems 6 --decisions 4
 
@@ -44,12 +50,12 @@ from evals.runner import RESULTS
 from evals.spaces import benchmark_cards
 from hyperpilot.agent.llm import LLM, EmbeddedLLM
 from hyperpilot.agent.planner import Proposal, config_row
-from hyperpilot.agent.policy import N_CANDIDATES, bo_candidates, columns, history_lines
+from hyperpilot.agent.policy import HISTORY, N_CANDIDATES, bo_candidates, columns, history_lines
 from hyperpilot.core import StudyContext, StudyLoop, Suggestion
-from hyperpilot.prompts import fmt_config, render
+from hyperpilot.prompts import fmt_config, fmt_value, render
 from hyperpilot.space import CategoricalParam
 
-VARIANTS = ("json-long", "json-short", "json-short-cached", "logprob-cold", "logprob")
+VARIANTS = ("json-long", "json-short", "json-short-cached", "logprob-cold", "logprob-spaced", "logprob")
 OUT = RESULTS / "llm_latency.jsonl"
 # the next_candidates template before this change (git show HEAD~:hyperpilot/prompts/next_candidates.yaml)
 OLD_SYSTEM = "You are an expert in tuning machine-learning models. You answer with JSON only."
@@ -78,6 +84,11 @@ def old_messages(ctx: StudyContext, candidates: list[Proposal]) -> list[dict[str
     return [{"role": "system", "content": OLD_SYSTEM}, {"role": "user", "content": user}]
 
 
+def spaced_row(names: list[str], config: dict[str, Any]) -> str:
+    """A row as written before the compact rows: `5, 0.001, "gini"`."""
+    return ", ".join(fmt_value(config[name]) for name in names)
+
+
 def _is_cold(variant: str) -> bool:
     return variant in ("json-long", "json-short", "logprob-cold")
 
@@ -90,9 +101,15 @@ def _model_config(ctx: StudyContext, params: dict[str, Any]) -> tuple[str, str]:
 def decide(llm: EmbeddedLLM, variant: str, ctx: StudyContext, candidates: list[Proposal]) -> dict[str, Any]:
     """One decision in `variant`: seconds, tokens evaluated or generated, the option chosen."""
     names = columns(ctx)
-    letters = [f"{chr(65 + i)}: {config_row(names, c.config)}" for i, c in enumerate(candidates)]
+    row = spaced_row if variant == "logprob-spaced" else config_row
+    letters = [f"{chr(65 + i)}: {row(names, c.config)}" for i, c in enumerate(candidates)]
+    history = history_lines(ctx)
+    if variant == "logprob-spaced":
+        done = sorted(ctx.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.value,  # type: ignore[arg-type, return-value]
+                      reverse=ctx.task.direction == "maximize")
+        history = [f"{t.value:.4g} | {spaced_row(names, ctx.space.from_params(t.params)[1])}" for t in done[:HISTORY]]
     short = render("next_candidates", metric=ctx.task.metric, direction=ctx.task.direction, columns=names,
-                   history=history_lines(ctx), n_done=ctx.n_done, candidates=letters)
+                   history=history, n_done=ctx.n_done, candidates=letters)
     if _is_cold(variant):
         llm.forget()
     start = time.perf_counter()
@@ -127,8 +144,10 @@ def _main(argv: list[str] | None) -> int:
     parser.add_argument("--decisions", type=int, default=4, help="decisions per problem")
     parser.add_argument("--history", type=int, default=9, help="real trials before the first decision")
     parser.add_argument("--out", default=str(OUT))
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, of " + ", ".join(VARIANTS))
     args = parser.parse_args(argv)
-    cold, cached = EmbeddedLLM(n_threads=1), {v: EmbeddedLLM(n_threads=1) for v in VARIANTS if not _is_cold(v)}
+    variants = [v for v in VARIANTS if v in args.variants.split(",")]
+    cold, cached = EmbeddedLLM(n_threads=1), {v: EmbeddedLLM(n_threads=1) for v in variants if not _is_cold(v)}
     for llm in (cold, *cached.values()):
         llm.load()
     out = Path(args.out)
@@ -139,7 +158,7 @@ def _main(argv: list[str] | None) -> int:
         for j in range(args.decisions):
             ctx.n_done = len(ctx.study.trials)
             candidates = bo_candidates(ctx, N_CANDIDATES, seed=1000 * i + j)
-            for variant in VARIANTS:
+            for variant in variants:
                 row = {"run": run, "problem": f"{dataset}-{model}", "decision": j, "n_done": ctx.n_done,
                        **decide(cached.get(variant, cold), variant, ctx, candidates)}
                 rows.append(row)
@@ -164,6 +183,15 @@ def table(rows: list[dict[str, Any]]) -> str:
         same = sum(r["choice"] == ref.get((r["problem"], r["decision"])) for r in sel)
         lines.append(f"| {variant} | {len(sel)} | {np.median(secs):.2f} | {np.quantile(secs, 0.9):.2f} | "
                      f"{secs.max():.2f} | {np.mean([r['prompt_tokens'] for r in sel]):.0f} | {same}/{len(sel)} |")
+    lines += ["", "| problem | " + " | ".join(f"{v} s (tokens)" for v in VARIANTS if any(r["variant"] == v for r in rows)) + " |",
+              "|---|" + "---|" * len({r["variant"] for r in rows})]
+    for problem in dict.fromkeys(r["problem"] for r in rows):
+        cells = []
+        for variant in VARIANTS:
+            sel = [r for r in rows if r["variant"] == variant and r["problem"] == problem]
+            if sel:
+                cells.append(f"{np.median([r['seconds'] for r in sel]):.2f} ({np.mean([r['prompt_tokens'] for r in sel]):.0f})")
+        lines.append(f"| {problem} | " + " | ".join(cells) + " |")
     choices = [r["choice"] for r in rows if r["variant"] == "logprob"]
     if choices:
         counts = np.bincount(choices, minlength=N_CANDIDATES)

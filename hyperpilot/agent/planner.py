@@ -15,6 +15,7 @@ model, one letter naming one of BO's own candidates (`LLM.choose`): no free text
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -252,8 +253,17 @@ def _union(models: list[type[BaseModel]]) -> Any:
 
 
 def config_row(columns: list[str], config: dict[str, Any]) -> str:
-    """`config`'s values in the order of `columns`: `5, 0.001, "gini"`."""
-    return ", ".join(fmt_value(config[name]) for name in columns)
+    """`config`'s values in the order of `columns`: `5,0.001,gini`. Compact because the
+    embedded model's tokenizer spends a token on every digit, space and quote: `,` alone and
+    a bare choice name cut a 6-parameter row from ~33 tokens to ~27 (docs/benchmarks.md)."""
+    return ",".join(_cell(config[name]) for name in columns)
+
+
+def _cell(value: Any) -> str:
+    """A value of a row: a choice name bare where it is a plain word, else as `fmt_value`."""
+    if isinstance(value, str) and re.fullmatch(r"[A-Za-z_][\w.-]*", value) and value not in ("true", "false", "null"):
+        return value
+    return fmt_value(value)
 
 
 def _differs(a: Any, b: Any) -> bool:

@@ -210,7 +210,7 @@ def columns(ctx: StudyContext) -> list[str]:
 
 
 def history_lines(ctx: StudyContext, limit: int = HISTORY) -> list[str]:
-    """The best finished trials, best first (LLAMBO-style): `0.9712 | 12.3, 0.000422` in a
+    """The best finished trials, best first (LLAMBO-style): `0.9712 | 12.3,0.000422` in a
     one-model study (the values in the order of `columns`), else `0.9712 | svm C=12.3 gamma=0.000422`."""
     done = ctx.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     done = sorted(done, key=lambda t: t.value, reverse=ctx.task.direction == "maximize")  # type: ignore[arg-type, return-value]
