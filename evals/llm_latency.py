@@ -22,7 +22,7 @@ in a study at rate 0.1, where nothing else calls the model in between):
 - `logprob-spaced`: `EmbeddedLLM.choose`, instructions cached, rows written as before the
   compact rows (`5, 0.001, "gini"`: a space after each comma, choice names quoted);
 - `logprob`: `EmbeddedLLM.choose` as shipped (the instructions stay cached; compact rows
-  `5,0.001,gini`).
+  `5,.001,gini`: no space, no leading zero, bare choice names).
 
 `--variants` runs a subset (e.g. `--variants logprob-spaced,logprob`); every problem's
 per-problem median goes into the table below the overall one.

@@ -121,7 +121,7 @@ def test_pick_is_one_letter_naming_a_candidate_and_no_free_text() -> None:
     assert proposal.config["C"] == 500.0 and proposal.origin == "memory" and proposal.rationale == ""
     messages, schema = llm.requests[0]
     assert schema == {"type": "object", "properties": {"choice": {"enum": ["A", "B"]}}, "required": ["choice"]}
-    assert "A: 2,0.0001,0.001" in messages[-1]["content"] and "B: 500,0.0005,0.001" in messages[-1]["content"]
+    assert "A: 2,.0001,.001" in messages[-1]["content"] and "B: 500,.0005,.001" in messages[-1]["content"]
     several = ScriptedLLM([json.dumps({"choice": "A"})])
     Planner(several).pick({**NEXT_VARS, "columns": []}, CANDIDATES)  # several models: `model name=value`
     assert "A: svm C=2 gamma=0.0001 tol=0.001" in several.requests[0][0][-1]["content"]

@@ -62,7 +62,7 @@ def test_candidates_are_lettered_and_the_answer_is_a_letter() -> None:
 
 def test_configs_are_compact() -> None:
     assert fmt_config({"C": 12.3456, "kernel": "rbf", "fit": True, "n": 3}) == 'C=12.3 kernel="rbf" fit=true n=3'
-    names = ["C", "kernel", "fit", "n", "max_features", "odd", "word"]
-    row = config_row(names, {"C": 12.3456, "kernel": "rbf", "fit": True, "n": 3, "max_features": None, "odd": "a b",
-                             "word": "null"})
-    assert row == '12.3,rbf,true,3,null,"a b","null"'  # a bare name only where it cannot be read as anything else
+    names = ["C", "gamma", "kernel", "fit", "n", "max_features", "odd", "word"]
+    row = config_row(names, {"C": 12.3456, "gamma": 0.0004213, "kernel": "rbf", "fit": True, "n": 3, "max_features": None,
+                             "odd": "a b", "word": "null"})
+    assert row == '12.3,.000421,rbf,true,3,null,"a b","null"'  # a bare name only where it cannot be read as anything else

@@ -253,14 +253,24 @@ def _union(models: list[type[BaseModel]]) -> Any:
 
 
 def config_row(columns: list[str], config: dict[str, Any]) -> str:
-    """`config`'s values in the order of `columns`: `5,0.001,gini`. Compact because the
-    embedded model's tokenizer spends a token on every digit, space and quote: `,` alone and
-    a bare choice name cut a 6-parameter row from ~33 tokens to ~27 (docs/benchmarks.md)."""
+    """`config`'s values in the order of `columns`: `5,.001,gini`. Compact because the
+    embedded model's tokenizer spends a token on every digit, space and quote: `,` alone, no
+    leading zero and a bare choice name cut the decision tree's question from ~323 tokens
+    to ~210 (docs/benchmarks.md, "Seconds per decision")."""
     return ",".join(_cell(config[name]) for name in columns)
 
 
+def short_number(value: float, digits: int = 3) -> str:
+    """`value` to `digits` significant digits without a leading zero: `.0421`, `-.5`, `12.3`."""
+    text = f"{value:.{digits}g}"
+    return re.sub(r"^(-?)0\.", r"\1.", text)
+
+
 def _cell(value: Any) -> str:
-    """A value of a row: a choice name bare where it is a plain word, else as `fmt_value`."""
+    """A value of a row: a float as `short_number`, a choice name bare where it is a plain
+    word, else as `fmt_value`."""
+    if isinstance(value, float):
+        return short_number(value)
     if isinstance(value, str) and re.fullmatch(r"[A-Za-z_][\w.-]*", value) and value not in ("true", "false", "null"):
         return value
     return fmt_value(value)

@@ -34,7 +34,7 @@ from optuna.trial import TrialState
 from hyperpilot import studies
 from hyperpilot.agent.llm import LLM, resolve_llm
 from hyperpilot.agent.llm.base import LLMTimeout
-from hyperpilot.agent.planner import AnswerError, Example, Planner, Proposal, config_row
+from hyperpilot.agent.planner import AnswerError, Example, Planner, Proposal, config_row, short_number
 from hyperpilot.core.proposer import Proposer, StudyContext, config_key
 from hyperpilot.core.types import Suggestion, TrialRecord
 from hyperpilot.errors import HyperpilotError, LLMError
@@ -210,12 +210,12 @@ def columns(ctx: StudyContext) -> list[str]:
 
 
 def history_lines(ctx: StudyContext, limit: int = HISTORY) -> list[str]:
-    """The best finished trials, best first (LLAMBO-style): `0.9712 | 12.3,0.000422` in a
-    one-model study (the values in the order of `columns`), else `0.9712 | svm C=12.3 gamma=0.000422`."""
+    """The best finished trials, best first (LLAMBO-style): `.9712 | 12.3,.000422` in a
+    one-model study (the values in the order of `columns`), else `.9712 | svm C=12.3 gamma=0.000422`."""
     done = ctx.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     done = sorted(done, key=lambda t: t.value, reverse=ctx.task.direction == "maximize")  # type: ignore[arg-type, return-value]
     names = columns(ctx)
-    return [f"{t.value:.4g} | {_describe(ctx, t, names)}" for t in done[:limit]] or ["(none yet)"]
+    return [f"{short_number(t.value, 4)} | {_describe(ctx, t, names)}" for t in done[:limit]] or ["(none yet)"]  # type: ignore[arg-type]
 
 
 def _describe(ctx: StudyContext, t: optuna.trial.FrozenTrial, names: list[str]) -> str:
